@@ -1,0 +1,1 @@
+"""The virtual rig: simulated buses, chip models, pack physics and the scenario runner (PC only)."""
