@@ -34,9 +34,10 @@ lint: setup
 bench: setup
 	@set -e; for f in bench/bench_*.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(BIN)/python "$$f"; done
 
-# make deploy BOARD=module|host DRIVE=/media/you/CIRCUITPY [FORCE=1]
+# make deploy BOARD=module|host DRIVE=/media/you/CIRCUITPY [FORCE=1] [CIRCUP=0] [SETTINGS=1]
 deploy: setup
-	$(BIN)/python tools/deploy.py --board "$(BOARD)" --drive "$(DRIVE)" $(if $(FORCE),--force,)
+	$(BIN)/python tools/deploy.py --board "$(BOARD)" --drive "$(DRIVE)" $(if $(FORCE),--force,) \
+		$(if $(filter 0,$(CIRCUP)),--no-circup,) $(if $(SETTINGS),--overwrite-settings,)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis .ruff_cache

@@ -135,7 +135,9 @@ def check_imports(root):
                 mods = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    problems.append("%s:%d: relative import (boards put every module flat in lib/)" % (path, node.lineno))
+                    problems.append(
+                        "%s:%d: relative import (boards put every module flat in lib/)" % (path, node.lineno)
+                    )
                     continue
                 mods = [node.module or ""]
             else:
@@ -146,8 +148,8 @@ def check_imports(root):
                 topname = m.split(".")[0]
                 if topname not in allowed:
                     problems.append(
-                        "%s:%d: import %s: not a CircuitPython built-in, not in %s/requirements.txt, not a project module"
-                        % (path, node.lineno, m, top if top != "shared" else "both boards'")
+                        "%s:%d: import %s: not a CircuitPython built-in, not in %s requirements.txt, "
+                        "not a project module" % (path, node.lineno, m, top if top != "shared" else "both boards'")
                     )
     return problems
 
@@ -182,9 +184,13 @@ def run_pure_tests(root):
     if not upy:
         return ["micropython not found: run 'make setup'"]
     pure = os.path.join(root, "tests", "pure")
-    tests = sorted(
-        os.path.join("tests", "pure", f) for f in os.listdir(pure) if f.startswith("test_") and f.endswith(".py")
-    ) if os.path.isdir(pure) else []
+    tests = (
+        sorted(
+            os.path.join("tests", "pure", f) for f in os.listdir(pure) if f.startswith("test_") and f.endswith(".py")
+        )
+        if os.path.isdir(pure)
+        else []
+    )
     if not tests:
         return ["no pure tests found in tests/pure/"]
     runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "upytest.py")
@@ -218,7 +224,10 @@ def main(argv=None):
     problems += check_imports(root)
     if sizes:
         big = max(sizes)
-        print("compat: %d firmware files compile with mpy-cross (largest: %s, %d bytes of .mpy)" % (len(sizes), big[1], big[0]))
+        print(
+            "compat: %d firmware files compile with mpy-cross (largest: %s, %d bytes of .mpy)"
+            % (len(sizes), big[1], big[0])
+        )
     if not args.skip_micropython:
         problems += run_pure_tests(root)
     for p in problems:
