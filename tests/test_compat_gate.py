@@ -11,7 +11,9 @@ COMPAT = os.path.join(ROOT, "tools", "compat.py")
 
 def make_tree(tmp_path, files):
     base = {
-        "shared/bms_ok.py": "import struct\nfrom micropython import const\n_X = const(3)\n\ndef double(x):\n    return 2 * x\n",
+        "shared/bms_ok.py": (
+            "import struct\nfrom micropython import const\n_X = const(3)\n\ndef double(x):\n    return 2 * x\n"
+        ),
         "module_fw/requirements.txt": "adafruit_bus_device\n",
         "module_fw/lib/mod_ok.py": "from adafruit_bus_device.spi_device import SPIDevice\nimport bms_ok\n",
         "host_fw/requirements.txt": "adafruit_ina228\nadafruit_bus_device\n",
