@@ -10,19 +10,21 @@ import math
 
 # Open-circuit voltage at 25 °C: (soc_pm = SOC in per mille, ocv_mv).  Typical curves of commercial cells:
 # LFP has its long flat plateau (why balancing only makes sense near full), NMC slopes, LTO is low and flat-ish.
+# Points above 1000 are overcharge (SOC up to 105 %): the voltage shoots up, which is what over-voltage protects.
 OCV_TABLES = {
     "LFP": (
         (0, 2500), (10, 2800), (30, 3000), (50, 3100), (100, 3200), (200, 3250), (300, 3275), (400, 3290),
         (500, 3300), (600, 3310), (700, 3325), (800, 3335), (900, 3345), (950, 3360), (980, 3400),
-        (990, 3440), (1000, 3500),
+        (990, 3440), (1000, 3580), (1010, 3800), (1050, 4300),
     ),
     "NMC": (
         (0, 3000), (20, 3300), (50, 3450), (100, 3550), (200, 3620), (300, 3660), (400, 3710), (500, 3760),
-        (600, 3830), (700, 3910), (800, 3990), (900, 4080), (950, 4130), (1000, 4180),
+        (600, 3830), (700, 3910), (800, 3990), (900, 4080), (950, 4130), (1000, 4190), (1010, 4300), (1050, 4700),
     ),
     "LTO": (
         (0, 1700), (20, 1950), (50, 2080), (100, 2150), (200, 2200), (300, 2230), (400, 2250), (500, 2270),
-        (600, 2290), (700, 2320), (800, 2360), (900, 2420), (950, 2480), (1000, 2650),
+        (600, 2290), (700, 2320), (800, 2360), (900, 2420), (950, 2480), (990, 2580), (1000, 2700),
+        (1010, 2900), (1050, 3300),
     ),
 }
 
@@ -37,12 +39,13 @@ CHEMISTRY = {
 CELL_SPECIFIC_HEAT_J_PER_GK = 1.0  # typical for Li-ion cells
 CELL_COOLING_W_PER_K = 0.05  # natural convection of one cell in a pack
 SECONDS_PER_MONTH = 30 * 24 * 3600
+SOC_MAX = 1.05  # overcharged
 
 
 def ocv_mv(chemistry: str, soc: float) -> float:
-    """Open-circuit voltage (mV, float) at 25 °C for a state of charge ``soc`` in 0…1 (clamped)."""
+    """Open-circuit voltage (mV, float) at 25 °C for a state of charge ``soc`` in 0…1.05 (clamped)."""
     table = OCV_TABLES[chemistry]
-    pm = min(1000.0, max(0.0, soc * 1000.0))
+    pm = min(SOC_MAX * 1000.0, max(0.0, soc * 1000.0))
     keys = _KEYS[chemistry]
     i = bisect.bisect_right(keys, pm)
     if i >= len(table):
@@ -54,14 +57,14 @@ def ocv_mv(chemistry: str, soc: float) -> float:
 
 
 def soc_from_ocv(chemistry: str, mv: float) -> float:
-    """Inverse of ``ocv_mv`` (the curves are strictly increasing): SOC 0…1 for a rest voltage at 25 °C."""
+    """Inverse of ``ocv_mv`` (the curves are strictly increasing): SOC 0…1.05 for a rest voltage at 25 °C."""
     table = OCV_TABLES[chemistry]
     if mv <= table[0][1]:
         return 0.0
     for (s0, v0), (s1, v1) in zip(table, table[1:]):
         if mv <= v1:
             return (s0 + (s1 - s0) * (mv - v0) / (v1 - v0)) / 1000.0
-    return 1.0
+    return SOC_MAX
 
 
 _KEYS = {k: [p[0] for p in t] for k, t in OCV_TABLES.items()}
@@ -86,7 +89,7 @@ class Cell:
         self.capacity_as = (capacity_ah if capacity_ah is not None else p["capacity_ah"]) * 3600.0
         if self.capacity_as <= 0:
             raise ValueError("capacity must be positive")
-        self.soc = min(1.0, max(0.0, soc))
+        self.soc = min(SOC_MAX, max(0.0, soc))
         self.r25_ohm = (r_mohm if r_mohm is not None else p["r_mohm"]) / 1000.0
         self.temp_c = temp_c
         self.heat_j_per_k = p["mass_g"] * CELL_SPECIFIC_HEAT_J_PER_GK
@@ -113,7 +116,7 @@ class Cell:
     def step(self, dt_s: float, current_a: float, ambient_c: float) -> float:
         """Integrate ``dt_s`` seconds at ``current_a`` (charge > 0). Returns the charge moved (A·s)."""
         dq = current_a * dt_s - self.soc * self.capacity_as * self.self_discharge_per_s * dt_s
-        self.soc = min(1.0, max(0.0, self.soc + dq / self.capacity_as))
+        self.soc = min(SOC_MAX, max(0.0, self.soc + dq / self.capacity_as))
         heat_w = current_a * current_a * self.r_ohm() + self.extra_heat_w
         self.temp_c = thermal_step(self.temp_c, heat_w, ambient_c, self.heat_j_per_k, CELL_COOLING_W_PER_K, dt_s)
         return current_a * dt_s

@@ -202,8 +202,8 @@ class PackModel:
 
         That is what a BMS anchored at "first cell full" and "first cell at cut-off" can know.
         """
-        remaining = min(c.soc * c.capacity_as for c in self.cells)
-        room = min((1.0 - c.soc) * c.capacity_as for c in self.cells)
+        remaining = min(min(1.0, c.soc) * c.capacity_as for c in self.cells)
+        room = min(max(0.0, 1.0 - c.soc) * c.capacity_as for c in self.cells)
         total = remaining + room
         return remaining / total if total > 0 else 0.0
 

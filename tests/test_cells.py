@@ -8,7 +8,7 @@ from hil.cells import CHEMISTRY, OCV_TABLES, Cell, ocv_mv, soc_from_ocv
 @pytest.mark.parametrize("chem", sorted(OCV_TABLES))
 def test_ocv_curve_rises_and_inverts(chem):
     prev = -1.0
-    for pm in range(0, 1001, 5):
+    for pm in range(0, 1051, 5):
         v = ocv_mv(chem, pm / 1000.0)
         assert v > prev
         prev = v
@@ -19,7 +19,8 @@ def test_ocv_ranges_match_the_chemistry():
     assert ocv_mv("LFP", 0.5) == pytest.approx(3300, abs=30)  # the long LFP plateau
     assert ocv_mv("NMC", 1.0) == pytest.approx(4180, abs=30)
     assert ocv_mv("LTO", 0.5) < 2400
-    assert ocv_mv("LFP", 1.5) == ocv_mv("LFP", 1.0)  # clamped, never extrapolated
+    assert ocv_mv("LFP", 1.02) > 3700  # overcharge: the voltage shoots up
+    assert ocv_mv("LFP", 1.5) == ocv_mv("LFP", 1.05)  # clamped, never extrapolated
 
 
 def test_one_hour_at_one_c_moves_the_whole_capacity():
