@@ -1,0 +1,405 @@
+"""
+`protection`
+================================================================================
+
+The pack's protection: one diagnosis table (after foxBMS) and, per condition, a small state
+machine with a warning level, a trip level and its debounce, a release level (hysteresis) and
+its release delay, and a latch for the conditions only a user reset may clear (short circuit).
+Charge and discharge are blocked separately. Every transition goes into a bounded event ring
+the status interfaces read.
+
+Pure: fed integers (``cell_mv``, ``current_ma``, ``temp_dc``, counts) and ``now_ms``; no hardware.
+Steady-state ``update()`` allocates nothing (preallocated lists of small ints).
+See ``docs/protection.md``.
+"""
+
+from adafruit_ticks import ticks_diff
+from micropython import const
+
+try:
+    import typing  # noqa: F401
+except ImportError:
+    pass
+
+# Unknown value (a missing module, an absent sensor): never 0 and never the last good value.
+UNKNOWN = const(-0x20000000)
+
+# Condition ids (index into the table and into the caller's value list).
+OV = const(0)
+UV = const(1)
+CHG_OC = const(2)
+DSG_OC = const(3)
+SC = const(4)
+CHG_OT = const(5)
+CHG_UT = const(6)
+DSG_OT = const(7)
+DSG_UT = const(8)
+FET_OT = const(9)
+MISSING = const(10)
+OPEN_WIRE = const(11)
+WIRING = const(12)
+PLAUS = const(13)
+N_COND = const(14)
+
+# What a trip blocks.
+BLOCK_CHG = const(1)
+BLOCK_DSG = const(2)
+BLOCK_BOTH = const(3)
+
+# Event kinds in the ring.
+EV_WARN = const(1)
+EV_WARN_CLEAR = const(2)
+EV_TRIP = const(3)
+EV_RELEASE = const(4)
+EV_RESET = const(5)
+EV_STATE = const(6)  # host state change (cause = state id), logged by the host app
+EV_SWITCH = const(7)  # switch fault (precharge), logged by the host app
+EV_CONFIG = const(8)  # limits refused / chain does not match the settings
+
+_HIGH = const(1)
+_LOW = const(0)
+_NO_TIMER = const(-1)
+
+# The diagnosis table: (name, settings unit suffix or None, direction, blocks, latch, text).
+# Conditions with a unit take their five limits from the settings as "<name>_warn_<unit>",
+# "<name>_trip_<unit>", "<name>_release_<unit>", "<name>_delay_ms", "<name>_release_ms".
+TABLE = (
+    ("ov", "mv", _HIGH, BLOCK_CHG, False, "Cell over-voltage"),
+    ("uv", "mv", _LOW, BLOCK_DSG, False, "Cell under-voltage"),
+    ("chg_oc", "ma", _HIGH, BLOCK_CHG, False, "Charge over-current"),
+    ("dsg_oc", "ma", _HIGH, BLOCK_DSG, False, "Discharge over-current"),
+    ("sc", None, _HIGH, BLOCK_BOTH, True, "Short circuit"),
+    ("chg_ot", "dc", _HIGH, BLOCK_CHG, False, "Charge over-temperature"),
+    ("chg_ut", "dc", _LOW, BLOCK_CHG, False, "Charge under-temperature"),
+    ("dsg_ot", "dc", _HIGH, BLOCK_DSG, False, "Discharge over-temperature"),
+    ("dsg_ut", "dc", _LOW, BLOCK_DSG, False, "Discharge under-temperature"),
+    ("fet_ot", "dc", _HIGH, BLOCK_BOTH, False, "MOSFET over-temperature"),
+    ("missing", None, _HIGH, BLOCK_BOTH, False, "Module missing"),
+    ("open_wire", None, _HIGH, BLOCK_BOTH, False, "Open sense wire"),
+    ("wiring", None, _HIGH, BLOCK_BOTH, False, "Wiring fault"),
+    ("plaus", None, _HIGH, BLOCK_BOTH, False, "Pack voltage implausible"),
+)
+
+# Fixed timings of the count conditions (no user setting; see docs/protection.md).
+MISSING_RELEASE_MS = const(1000)
+OPEN_WIRE_DELAY_MS = const(0)  # the module already confirms an open wire with two ADOW passes
+OPEN_WIRE_RELEASE_MS = const(5000)
+WIRING_DELAY_MS = const(1000)
+WIRING_RELEASE_MS = const(5000)
+
+# Limits row layout in Protection._lim.
+_WARN = const(0)
+_TRIP = const(1)
+_REL = const(2)
+_DELAY = const(3)
+_REL_MS = const(4)
+
+
+def cond_name(cond: int) -> str:
+    return TABLE[cond][0]
+
+
+def cond_text(cond: int) -> str:
+    return TABLE[cond][5]
+
+
+def cond_blocks(cond: int) -> int:
+    return TABLE[cond][3]
+
+
+KIND_NAMES = ("", "warn", "warn-clear", "trip", "release", "reset", "state", "switch", "config")
+
+
+class EventLog:
+    """A bounded ring of events, oldest overwritten. Preallocated; ``add`` allocates nothing.
+
+    Each event: ``time_ms`` (the tick it happened), ``kind`` (``EV_*``), ``cause`` (a condition id,
+    or a state id for ``EV_STATE``), ``value`` (what caused it, in the condition's unit) and
+    ``where`` (cell or module number, 1-based; 0 when not applicable). ``seq`` counts every event
+    ever added, so a reader polling the ring knows what is new and what it missed.
+    """
+
+    def __init__(self, capacity: int = 32) -> None:
+        if capacity < 1:
+            raise ValueError("event log capacity must be >= 1")
+        self.capacity = capacity
+        self.time_ms = [0] * capacity
+        self.kind = [0] * capacity
+        self.cause = [0] * capacity
+        self.value = [0] * capacity
+        self.where = [0] * capacity
+        self.seq = 0
+
+    def add(self, now_ms: int, kind: int, cause: int, value: int, where: int = 0) -> None:
+        i = self.seq % self.capacity
+        self.time_ms[i] = now_ms
+        self.kind[i] = kind
+        self.cause[i] = cause
+        self.value[i] = value
+        self.where[i] = where
+        self.seq += 1
+
+    def __len__(self) -> int:
+        return self.seq if self.seq < self.capacity else self.capacity
+
+    def get(self, n: int) -> tuple:
+        """The n-th oldest event still in the ring: ``(time_ms, kind, cause, value, where)``.
+
+        Allocates a tuple: for status interfaces, not for the protection loop.
+        """
+        count = len(self)
+        if n < 0 or n >= count:
+            raise IndexError("event index out of range")
+        i = (self.seq - count + n) % self.capacity
+        return (self.time_ms[i], self.kind[i], self.cause[i], self.value[i], self.where[i])
+
+    def find(self, kind: int, cause: int) -> int:
+        """Index (for ``get``) of the newest event of this kind and cause, or -1."""
+        for n in range(len(self) - 1, -1, -1):
+            i = (self.seq - len(self) + n) % self.capacity
+            if self.kind[i] == kind and self.cause[i] == cause:
+                return n
+        return -1
+
+
+def _get(settings, name: str) -> int:
+    try:
+        v = settings.get(name)
+    except KeyError:
+        v = None
+    if v is None:
+        raise ValueError("protection: setting %s is missing" % name)
+    return int(v)
+
+
+class Protection:
+    """Per-condition warning/trip/release state machines over the diagnosis ``TABLE``.
+
+    Use: ``p = Protection(); p.load(settings)``; then every cycle fill a list of ``N_COND`` values
+    (``UNKNOWN`` where there is no data) and the matching ``where`` list, and call
+    ``p.update(now_ms, values, where)``. Read ``charge_allowed``, ``discharge_allowed``,
+    ``tripped`` and ``warnings`` (bit masks, bit n = condition n) and ``events``.
+
+    Before ``load`` succeeds nothing is allowed (both paths blocked).
+    """
+
+    def __init__(self, event_capacity: int = 32) -> None:
+        self.events = EventLog(event_capacity)
+        self._lim = [[0, 0, 0, 0, 0] for _ in range(N_COND)]
+        self._trip_since = [_NO_TIMER] * N_COND
+        self._rel_since = [_NO_TIMER] * N_COND
+        self._warn_since = [_NO_TIMER] * N_COND
+        self._wrel_since = [_NO_TIMER] * N_COND
+        self.tripped = 0
+        self.warnings = 0
+        self.loaded = False
+        # The value and place of the latest trip of each condition (for status pages).
+        self.trip_value = [0] * N_COND
+        self.trip_where = [0] * N_COND
+
+    # -- limits --------------------------------------------------------------------------------
+    def load(self, settings) -> None:
+        """Read every limit from ``settings`` (an object with ``get(name) -> int``).
+
+        All setting names the protection uses live here. Raises ``ValueError`` naming the
+        setting or the rule when a limit is missing or contradictory; on error the previous
+        limits stay (or, before the first load, both paths stay blocked).
+        """
+        new = [[0, 0, 0, 0, 0] for _ in range(N_COND)]
+        for c in range(N_COND):
+            name, unit, direction, _, _, _ = TABLE[c]
+            row = new[c]
+            if unit is not None:
+                row[_WARN] = _get(settings, "%s_warn_%s" % (name, unit))
+                row[_TRIP] = _get(settings, "%s_trip_%s" % (name, unit))
+                row[_REL] = _get(settings, "%s_release_%s" % (name, unit))
+                row[_DELAY] = _get(settings, "%s_delay_ms" % name)
+                row[_REL_MS] = _get(settings, "%s_release_ms" % name)
+                if direction == _HIGH:
+                    ok = row[_WARN] <= row[_TRIP] and row[_REL] < row[_TRIP]
+                    rule = "warn <= trip and release < trip"
+                else:
+                    ok = row[_WARN] >= row[_TRIP] and row[_REL] > row[_TRIP]
+                    rule = "warn >= trip and release > trip"
+                if not ok:
+                    raise ValueError("protection: %s limits break the rule %s" % (name, rule))
+            elif c == PLAUS:
+                tol = _get(settings, "plaus_tol_mv")
+                d = _get(settings, "plaus_delay_ms")
+                if tol < 1:
+                    raise ValueError("protection: plaus_tol_mv must be >= 1")
+                # value = |sum of cells - measured pack voltage|; trip above the tolerance.
+                row[_WARN] = tol + 1
+                row[_TRIP] = tol + 1
+                row[_REL] = tol
+                row[_DELAY] = d
+                row[_REL_MS] = d
+            else:
+                # Count conditions: value >= 1 trips, value 0 releases.
+                row[_WARN] = 1
+                row[_TRIP] = 1
+                row[_REL] = 0
+                if c == SC:
+                    row[_DELAY] = 0
+                elif c == MISSING:
+                    row[_DELAY] = _get(settings, "module_missing_ms")
+                    row[_REL_MS] = MISSING_RELEASE_MS
+                elif c == OPEN_WIRE:
+                    row[_DELAY] = OPEN_WIRE_DELAY_MS
+                    row[_REL_MS] = OPEN_WIRE_RELEASE_MS
+                else:
+                    row[_DELAY] = WIRING_DELAY_MS
+                    row[_REL_MS] = WIRING_RELEASE_MS
+            if row[_DELAY] < 0 or row[_REL_MS] < 0:
+                raise ValueError("protection: %s delays must be >= 0 ms" % name)
+        # The short-circuit value is the hardware alert (0/1); its level is set in the sensor.
+        self._lim = new
+        self.loaded = True
+
+    def limit(self, cond: int, which: str) -> int:
+        """One loaded limit: ``which`` in warn, trip, release, delay_ms, release_ms."""
+        return self._lim[cond][("warn", "trip", "release", "delay_ms", "release_ms").index(which)]
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @property
+    def blocked(self) -> int:
+        """BLOCK_CHG | BLOCK_DSG bits of every active trip (both before limits are loaded)."""
+        if not self.loaded:
+            return BLOCK_BOTH
+        b = 0
+        t = self.tripped
+        c = 0
+        while t:
+            if t & 1:
+                b |= TABLE[c][3]
+            t >>= 1
+            c += 1
+        return b
+
+    @property
+    def charge_allowed(self) -> bool:
+        return not (self.blocked & BLOCK_CHG)
+
+    @property
+    def discharge_allowed(self) -> bool:
+        return not (self.blocked & BLOCK_DSG)
+
+    def is_tripped(self, cond: int) -> bool:
+        return bool(self.tripped & (1 << cond))
+
+    def is_warning(self, cond: int) -> bool:
+        return bool(self.warnings & (1 << cond))
+
+    def first_tripped(self) -> int:
+        """The condition to show first (table order is priority order), or -1."""
+        for c in range(N_COND):
+            if self.tripped & (1 << c):
+                return c
+        return -1
+
+    def first_warning(self) -> int:
+        for c in range(N_COND):
+            if self.warnings & (1 << c):
+                return c
+        return -1
+
+    def update(self, now_ms: int, values, where=None) -> None:
+        """Advance every condition with this cycle's ``values`` (one per condition id)."""
+        if not self.loaded:
+            return
+        for c in range(N_COND):
+            v = values[c]
+            w = where[c] if where is not None else 0
+            self._step(c, now_ms, v, w)
+
+    def _step(self, c: int, now_ms: int, v: int, w: int) -> None:
+        bit = 1 << c
+        if v == UNKNOWN:
+            # No data breaks every pending timer; a trip stays until real data says it is over.
+            self._trip_since[c] = _NO_TIMER
+            self._rel_since[c] = _NO_TIMER
+            self._warn_since[c] = _NO_TIMER
+            self._wrel_since[c] = _NO_TIMER
+            return
+        lim = self._lim[c]
+        high = TABLE[c][2] == _HIGH
+        if high:
+            beyond_trip = v >= lim[_TRIP]
+            beyond_warn = v >= lim[_WARN]
+            safe = v <= lim[_REL]
+        else:
+            beyond_trip = v <= lim[_TRIP]
+            beyond_warn = v <= lim[_WARN]
+            safe = v >= lim[_REL]
+
+        # Trip / release.
+        if not self.tripped & bit:
+            self._rel_since[c] = _NO_TIMER
+            if beyond_trip:
+                if self._trip_since[c] == _NO_TIMER:
+                    self._trip_since[c] = now_ms
+                if ticks_diff(now_ms, self._trip_since[c]) >= lim[_DELAY]:
+                    self.tripped |= bit
+                    self._trip_since[c] = _NO_TIMER
+                    self.trip_value[c] = v
+                    self.trip_where[c] = w
+                    self.events.add(now_ms, EV_TRIP, c, v, w)
+            else:
+                self._trip_since[c] = _NO_TIMER
+        elif not TABLE[c][4]:
+            self._trip_since[c] = _NO_TIMER
+            if safe:
+                if self._rel_since[c] == _NO_TIMER:
+                    self._rel_since[c] = now_ms
+                if ticks_diff(now_ms, self._rel_since[c]) >= lim[_REL_MS]:
+                    self.tripped &= ~bit
+                    self._rel_since[c] = _NO_TIMER
+                    self.events.add(now_ms, EV_RELEASE, c, v, w)
+            else:
+                self._rel_since[c] = _NO_TIMER
+
+        # Warning (debounced by the same delays, cleared once back inside the warning level).
+        # Count conditions (no unit) have no warning stage: they trip or they do not.
+        if TABLE[c][1] is None:
+            return
+        if not self.warnings & bit:
+            self._wrel_since[c] = _NO_TIMER
+            if beyond_warn:
+                if self._warn_since[c] == _NO_TIMER:
+                    self._warn_since[c] = now_ms
+                if ticks_diff(now_ms, self._warn_since[c]) >= lim[_DELAY]:
+                    self.warnings |= bit
+                    self._warn_since[c] = _NO_TIMER
+                    self.events.add(now_ms, EV_WARN, c, v, w)
+            else:
+                self._warn_since[c] = _NO_TIMER
+        else:
+            self._warn_since[c] = _NO_TIMER
+            if not beyond_warn and not self.tripped & bit:
+                if self._wrel_since[c] == _NO_TIMER:
+                    self._wrel_since[c] = now_ms
+                if ticks_diff(now_ms, self._wrel_since[c]) >= lim[_REL_MS]:
+                    self.warnings &= ~bit
+                    self._wrel_since[c] = _NO_TIMER
+                    self.events.add(now_ms, EV_WARN_CLEAR, c, v, w)
+            else:
+                self._wrel_since[c] = _NO_TIMER
+
+    def reset(self, now_ms: int, values=None) -> bool:
+        """User reset: clear latched trips (short circuit) whose input is no longer active.
+
+        ``values`` (optional) is this cycle's value list; a latched condition whose value still
+        says "active" stays tripped. Returns True when something was cleared. Logged.
+        """
+        cleared = False
+        for c in range(N_COND):
+            bit = 1 << c
+            if TABLE[c][4] and self.tripped & bit:
+                v = values[c] if values is not None else 0
+                if v != UNKNOWN and v >= self._lim[c][_TRIP]:
+                    continue
+                self.tripped &= ~bit
+                self.warnings &= ~bit
+                self.events.add(now_ms, EV_RESET, c, v if v != UNKNOWN else 0, 0)
+                cleared = True
+        return cleared

@@ -1,0 +1,248 @@
+"""Protection: debounce, hysteresis, latch, separate charge/discharge blocking, event ring. Runs on MicroPython."""
+
+from protection import (
+    CHG_OC,
+    CHG_OT,
+    CHG_UT,
+    DSG_OC,
+    DSG_OT,
+    DSG_UT,
+    EV_RELEASE,
+    EV_RESET,
+    EV_TRIP,
+    EV_WARN,
+    FET_OT,
+    MISSING,
+    N_COND,
+    OV,
+    PLAUS,
+    SC,
+    UNKNOWN,
+    UV,
+    EventLog,
+    Protection,
+)
+from upy_check import raises
+
+
+def nmc_limits():
+    """NMC limits as a plain settings dict (the issue's starting facts)."""
+    s = {}
+    for name, unit, w, t, r, d, rd in (
+        ("ov", "mv", 4200, 4250, 4050, 1000, 2000),
+        ("uv", "mv", 3100, 3000, 3500, 1000, 2000),
+        ("chg_oc", "ma", 45000, 50000, 10000, 500, 5000),
+        ("dsg_oc", "ma", 90000, 100000, 20000, 500, 5000),
+        ("chg_ot", "dc", 420, 450, 400, 2000, 5000),
+        ("chg_ut", "dc", 30, 0, 50, 2000, 5000),
+        ("dsg_ot", "dc", 570, 600, 550, 2000, 5000),
+        ("dsg_ut", "dc", -170, -200, -150, 2000, 5000),
+        ("fet_ot", "dc", 750, 850, 700, 1000, 5000),
+    ):
+        s["%s_warn_%s" % (name, unit)] = w
+        s["%s_trip_%s" % (name, unit)] = t
+        s["%s_release_%s" % (name, unit)] = r
+        s["%s_delay_ms" % name] = d
+        s["%s_release_ms" % name] = rd
+    s["module_missing_ms"] = 1000
+    s["plaus_tol_mv"] = 2000
+    s["plaus_delay_ms"] = 3000
+    s["sc_trip_ma"] = 300000
+    return s
+
+
+def normal_values():
+    v = [0] * N_COND
+    v[OV] = 3700
+    v[UV] = 3600
+    v[CHG_OT] = v[CHG_UT] = v[DSG_OT] = v[DSG_UT] = 250
+    v[FET_OT] = 300
+    return v
+
+
+def make(start_ms=0):
+    p = Protection()
+    p.load(nmc_limits())
+    v = normal_values()
+    p.update(start_ms, v)
+    return p, v
+
+
+def run(p, v, t0, t1, step=10):
+    t = t0
+    while t <= t1:
+        p.update(t & 0x1FFFFFFF, v)
+        t += step
+    return t
+
+
+def test_nothing_allowed_before_limits_load():
+    p = Protection()
+    p.update(0, normal_values())
+    assert not p.charge_allowed and not p.discharge_allowed
+
+
+def test_normal_pack_allows_both():
+    p, v = make()
+    run(p, v, 0, 5000)
+    assert p.charge_allowed and p.discharge_allowed and p.tripped == 0 and p.warnings == 0
+
+
+def test_ov_trips_after_debounce_not_before_and_keeps_discharge():
+    p, v = make()
+    v[OV] = 4260
+    run(p, v, 10, 1000, 10)  # 990 ms beyond trip
+    assert p.charge_allowed
+    p.update(1010, v)  # 1000 ms
+    assert not p.charge_allowed and p.discharge_allowed
+    n = p.events.find(EV_TRIP, OV)
+    assert n >= 0 and p.events.get(n)[3] == 4260
+
+
+def test_ov_short_spike_does_not_trip():
+    p, v = make()
+    v[OV] = 4300
+    run(p, v, 10, 900)
+    v[OV] = 4100
+    p.update(910, v)
+    v[OV] = 4300
+    run(p, v, 920, 1800)
+    assert p.charge_allowed  # the spike restarted the debounce
+
+
+def test_ov_releases_below_release_level_after_delay_only():
+    p, v = make()
+    v[OV] = 4300
+    run(p, v, 0, 1100)
+    assert not p.charge_allowed
+    v[OV] = 4100  # below trip but above release: hysteresis holds the trip
+    run(p, v, 1200, 10000)
+    assert not p.charge_allowed
+    v[OV] = 4040
+    run(p, v, 10010, 12000)  # 1990 ms below release
+    assert not p.charge_allowed
+    p.update(12010, v)
+    assert p.charge_allowed
+    assert p.events.find(EV_RELEASE, OV) >= 0
+
+
+def test_uv_blocks_discharge_only():
+    p, v = make()
+    v[UV] = 2950
+    run(p, v, 0, 1100)
+    assert p.charge_allowed and not p.discharge_allowed
+    v[UV] = 3510
+    run(p, v, 1200, 3300)
+    assert p.discharge_allowed
+
+
+def test_current_limits_block_their_direction():
+    p, v = make()
+    v[CHG_OC] = 51000
+    run(p, v, 0, 600)
+    assert not p.charge_allowed and p.discharge_allowed
+    v[CHG_OC] = 0
+    v[DSG_OC] = 120000
+    run(p, v, 610, 1200)
+    assert not p.discharge_allowed
+
+
+def test_temperature_windows():
+    cases = ((CHG_OT, 460, False, True), (CHG_UT, -10, False, True), (DSG_OT, 610, True, False),
+             (DSG_UT, -210, True, False), (FET_OT, 900, False, False))
+    for cond, bad, chg, dsg in cases:
+        p, v = make()
+        v[cond] = bad
+        run(p, v, 0, 2100)
+        assert p.charge_allowed == chg and p.discharge_allowed == dsg, cond
+
+
+def test_warning_before_trip():
+    p, v = make()
+    v[OV] = 4210
+    run(p, v, 0, 1100)
+    assert p.is_warning(OV) and not p.is_tripped(OV) and p.charge_allowed
+    assert p.events.find(EV_WARN, OV) >= 0
+
+
+def test_unknown_value_never_trips_and_never_releases():
+    p, v = make()
+    v[DSG_OT] = UNKNOWN  # absent sensor
+    run(p, v, 0, 10000)
+    assert p.tripped == 0
+    v[DSG_OT] = 650
+    run(p, v, 10010, 12100)
+    assert not p.discharge_allowed
+    v[DSG_OT] = UNKNOWN  # the sensor vanished while hot: stay tripped
+    run(p, v, 12110, 30000)
+    assert not p.discharge_allowed
+
+
+def test_missing_module_blocks_both_and_recovers():
+    p, v = make()
+    v[MISSING] = 1
+    run(p, v, 0, 990)
+    assert p.charge_allowed
+    p.update(1000, v)
+    assert not p.charge_allowed and not p.discharge_allowed
+    v[MISSING] = 0
+    run(p, v, 1010, 2100)
+    assert p.charge_allowed and p.discharge_allowed
+
+
+def test_short_circuit_latches_until_reset():
+    p, v = make()
+    v[SC] = 1
+    p.update(0, v)
+    assert not p.charge_allowed and not p.discharge_allowed
+    v[SC] = 0
+    run(p, v, 10, 60000, 100)
+    assert not p.discharge_allowed  # no auto-release
+    v[SC] = 1
+    assert not p.reset(60100, v)  # alert still active: reset refused
+    v[SC] = 0
+    assert p.reset(60200, v)
+    assert p.charge_allowed and p.discharge_allowed
+    assert p.events.find(EV_RESET, SC) >= 0
+
+
+def test_plausibility():
+    p, v = make()
+    v[PLAUS] = 2500
+    run(p, v, 0, 3100)
+    assert not p.charge_allowed and not p.discharge_allowed
+
+
+def test_wraparound_of_ticks():
+    p = Protection()
+    p.load(nmc_limits())
+    v = normal_values()
+    start = (1 << 29) - 500
+    v[OV] = 4300
+    t = start
+    for _ in range(100):  # 0..990 ms across the wrap
+        p.update(t & 0x1FFFFFFF, v)
+        t += 10
+    assert p.charge_allowed
+    p.update(t & 0x1FFFFFFF, v)
+    assert not p.charge_allowed
+
+
+def test_bad_limits_refused_with_name():
+    s = nmc_limits()
+    s["ov_release_mv"] = 4300
+    e = raises(ValueError, Protection().load, s)
+    assert "ov" in str(e)
+    s = nmc_limits()
+    del s["uv_trip_mv"]
+    e = raises(ValueError, Protection().load, s)
+    assert "uv_trip_mv" in str(e)
+
+
+def test_event_ring_is_bounded_and_ordered():
+    log = EventLog(4)
+    for i in range(10):
+        log.add(i, EV_TRIP, i, i * 10, 0)
+    assert len(log) == 4 and log.seq == 10
+    assert log.get(0)[0] == 6 and log.get(3)[0] == 9
+    raises(IndexError, log.get, 4)
