@@ -19,9 +19,9 @@ from hil.cells import CHEMISTRY, Cell, thermal_step
 CHANNELS = 12  # LTC6811 cell inputs per module
 GPIOS = 5
 
-# NTC circuit of the module boards: 10 kΩ B3950 NTC to ground, 10 kΩ pull-up to VREF2 (3.0 V).
+# NTC circuit of the module boards: 10 kΩ B3435 NTC to ground, 10 kΩ pull-up to VREF2 (3.0 V).
 NTC_R25_OHM = 10000.0
-NTC_BETA = 3950.0
+NTC_BETA = 3435.0  # the module firmware and the LTC6811 model assume a B3435 NTC
 NTC_PULLUP_OHM = 10000.0
 VREF2_UV = 3000000
 

@@ -81,3 +81,9 @@ def test_true_soc_is_bounded_by_the_weakest_cell():
     assert p.true_soc() == pytest.approx(0.5, abs=0.01)
     p.cells[3].soc = 1.0  # one full cell: the pack cannot take more charge
     assert p.true_soc() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_ntc_helper_agrees_with_the_ltc6811_models_sensor():
+    ltc = pytest.importorskip("hil.ltc6811_model")
+    for t_dc in (-100, 0, 250, 600, 800):
+        assert abs(ntc_uv(t_dc / 10.0) - ltc.ntc_gpio_uv(t_dc)) <= 2
