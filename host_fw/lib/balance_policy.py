@@ -1,0 +1,86 @@
+"""
+`balance_policy`
+================================================================================
+
+When the host asks the modules to balance (DESIGN.md §1, §6, §7; ``docs/soc.md`` §Balancing).
+Pure, integers only, allocation-free ``decide``.
+
+* allowed only after a full charge (``full_charge_seen``, from ``soc.SocCounter.full_seen``) or at rest
+  (|current| <= ``rest_current_ma``) with SOC >= ``rest_soc_pct`` (101 = never at rest);
+* starts when the spread is >= ``start_mv`` (hysteresis), targets the lowest cell + 1 mV, stops when
+  the spread is <= 1 mV, a trip is active, or a cell reading is unknown;
+* while on, resends the command every half of ``timeout_s`` (the modules stop by themselves after
+  ``timeout_s`` without one) and when the target moved by 2 mV or more.
+
+API::
+
+    bp = BalancePolicy(start_mv=10, rest_soc_pct=95, rest_current_ma=1000, timeout_s=30)
+    action = bp.decide(now_ms, pack_min_100uv, pack_max_100uv, soc_pct, full_charge_seen, trip_active, current_ma)
+    # action: NONE (nothing to send), SEND (BALANCE target_100uv=bp.target_100uv, timeout_s=bp.timeout_s),
+    #         STOP (BALANCE timeout_s=0); bp.balancing is the state after the decision
+"""
+
+from adafruit_ticks import ticks_diff
+
+NONE = 0
+SEND = 1
+STOP = 2
+
+UNKNOWN_100UV = 0xFFFF
+ONE_MV_100UV = 10
+_RETARGET_100UV = 20
+
+
+class BalancePolicy:
+    def __init__(self, start_mv: int = 10, rest_soc_pct: int = 95, rest_current_ma: int = 1000, timeout_s: int = 30) -> None:
+        self.balancing = False
+        self.target_100uv = 0
+        self._sent_ms = 0
+        self.configure(start_mv, rest_soc_pct, rest_current_ma, timeout_s)
+
+    def configure(self, start_mv: int, rest_soc_pct: int, rest_current_ma: int, timeout_s: int) -> None:
+        self.start_100uv = start_mv * 10
+        self.rest_soc_pct = rest_soc_pct
+        self.rest_current_ma = rest_current_ma
+        self.timeout_s = timeout_s
+
+    def allowed(self, soc_pct: int, full_charge_seen: bool, trip_active: bool, current_ma: int) -> bool:
+        if trip_active:
+            return False
+        if full_charge_seen:
+            return True
+        at_rest = -self.rest_current_ma <= current_ma <= self.rest_current_ma
+        return at_rest and soc_pct >= self.rest_soc_pct
+
+    def decide(
+        self,
+        now_ms: int,
+        pack_min_100uv: int,
+        pack_max_100uv: int,
+        soc_pct: int,
+        full_charge_seen: bool,
+        trip_active: bool,
+        current_ma: int,
+    ) -> int:
+        known = 0 < pack_min_100uv < UNKNOWN_100UV and 0 < pack_max_100uv < UNKNOWN_100UV
+        spread = pack_max_100uv - pack_min_100uv
+        ok = known and self.allowed(soc_pct, full_charge_seen, trip_active, current_ma)
+        if self.balancing:
+            if not ok or spread <= ONE_MV_100UV:
+                self.balancing = False
+                return STOP
+            target = pack_min_100uv + ONE_MV_100UV
+            moved = target - self.target_100uv
+            if moved < 0:
+                moved = -moved
+            if moved >= _RETARGET_100UV or ticks_diff(now_ms, self._sent_ms) >= self.timeout_s * 500:
+                self.target_100uv = target
+                self._sent_ms = now_ms
+                return SEND
+            return NONE
+        if ok and spread >= self.start_100uv:
+            self.balancing = True
+            self.target_100uv = pack_min_100uv + ONE_MV_100UV
+            self._sent_ms = now_ms
+            return SEND
+        return NONE
