@@ -1,0 +1,313 @@
+"""The module app on a simulated board: real driver, real link, chip model, simulated host cable."""
+
+import bms_packet as P
+from hil.clock import TICKS_PERIOD, VirtualClock
+from hil.module_services_sim import HostProbe, SimModuleBoard
+from hil.sim_uart import SimLink
+
+MV = 1000  # uV
+
+
+class Rig:
+    """One module on its UP cable, a host probe at the other end, a DOWN cable to nothing."""
+
+    def __init__(self, cells_mv, *, start_ms=0, drain_uv_per_ms=0, **app_kwargs):
+        self.clock = VirtualClock(start_ms)
+        self.cells_uv = [v * MV for v in cells_mv] + [0] * (12 - len(cells_mv))
+        self.up = SimLink(self.clock, name="up")
+        self.down = SimLink(self.clock, name="down")
+        self.board = SimModuleBoard(self.clock, self.up.b, self.down.a, lambda: self.cells_uv, **app_kwargs)
+        self.model = self.board.model
+        self.host = HostProbe(self.up.a)
+        self.drain_uv_per_ms = drain_uv_per_ms
+        self.max_bleeding = 0
+        self.adjacent_seen = False
+        self.sid = 0
+
+    @property
+    def app(self):
+        return self.board.app
+
+    def run(self, ms):
+        for _ in range(ms):
+            self.clock.advance(1)
+            mask = self.model.discharge_mask
+            if mask & (mask >> 1):
+                self.adjacent_seen = True
+            self.max_bleeding = max(self.max_bleeding, bin(mask).count("1"))
+            if self.drain_uv_per_ms:
+                for i in range(12):
+                    if mask >> i & 1:
+                        self.cells_uv[i] -= self.drain_uv_per_ms
+            self.board.step(self.clock.ms)
+
+    def request(self, dst, ptype, payload=b"", timeout_ms=50):
+        seq = self.host.send(dst, ptype, payload)
+        self.last_host_ms = self.clock.total_ms
+        for _ in range(timeout_ms):
+            self.run(1)
+            r = self.host.take(seq)
+            if r is not None:
+                return r
+        return None
+
+    def enumerate(self):
+        r = self.request(P.ADDR_BROADCAST, P.ENUMERATE, bytes([0]))
+        assert r is not None and r[1] == P.ENUMERATED and r[0] == 1
+        return r
+
+    def configure(self, cell_count, ow_period_s=30, silence_ms=2000, warn=600, limit=700):
+        buf = bytearray(P.CONFIG_LEN)
+        P.pack_config_into(buf, 0, cell_count, ow_period_s, silence_ms, warn, limit)
+        return self.request(1, P.CONFIG, bytes(buf))
+
+    def sample(self):
+        self.sid = (self.sid + 1) & 0xFF
+        self.host.send(P.ADDR_BROADCAST, P.SAMPLE, bytes([self.sid]))
+        self.last_host_ms = self.clock.total_ms
+        self.run(1)
+
+    def cells(self):
+        r = self.request(1, P.GET_CELLS)
+        assert r is not None and r[1] == P.CELLS, r
+        out = [0] * 16
+        n = P.unpack_cells_into(r[3], 0, len(r[3]), out)
+        assert r[3][0] == self.sid
+        return out[:n]
+
+    def temps(self):
+        r = self.request(1, P.GET_TEMPS)
+        assert r is not None and r[1] == P.TEMPS, r
+        out = [0] * 8
+        n = P.unpack_temps_into(r[3], 0, len(r[3]), out)
+        return out[:n], P.get_i16(r[3], 2 + 2 * n)
+
+    def status(self):
+        r = self.request(1, P.GET_STATUS)
+        assert r is not None and r[1] == P.STATUS, r
+        return P.unpack_status(r[3], 0)  # flags, open_wire, balance, wiring, pec, link, cell_count
+
+    def balance(self, target_100uv, timeout_s):
+        buf = bytearray(P.BALANCE_LEN)
+        P.pack_balance_into(buf, 0, target_100uv, timeout_s)
+        r = self.request(1, P.BALANCE, bytes(buf))
+        assert r is not None and r[1] == P.BALANCE_ACK, r
+        return P.get_u16(r[3], 0)
+
+    def cycle(self):
+        """One host cycle (200 ms): SAMPLE, collect cells, temps and status."""
+        start = self.clock.total_ms
+        self.sample()
+        cells = self.cells()
+        self.temps()
+        st = self.status()
+        self.run(200 - (self.clock.total_ms - start))
+        return cells, st
+
+
+def started(cells_mv, cell_count=None, **kw):
+    rig = Rig(cells_mv, **kw)
+    rig.enumerate()
+    assert rig.configure(cell_count or len(cells_mv))[1] == P.CONFIG_ACK
+    return rig
+
+
+def test_7_cell_module_reports_7_voltages_within_1_2_mv():
+    truth = [3301.234, 3299.987, 3310.05, 3288.8, 3305.55, 3300.01, 3297.49]
+    rig = Rig([0] * 7)
+    rig.cells_uv[:7] = [int(v * 1000) for v in truth]
+    rig.enumerate()
+    rig.configure(7)
+    rig.sample()
+    cells = rig.cells()
+    assert len(cells) == 7
+    for got, want in zip(cells, truth):
+        assert abs(got / 10 - want) <= 1.2
+    flags = rig.status()[0]
+    assert not flags & (P.FLAG_WIRING | P.FLAG_AFE_FAULT | P.FLAG_NOT_CONFIGURED | P.FLAG_SAMPLE_STALE)
+
+
+def test_12_cell_module_reports_12():
+    rig = started([3300 + i for i in range(12)])
+    rig.sample()
+    assert rig.cells() == [33000 + 10 * i for i in range(12)]
+
+
+def test_voltage_on_an_unused_channel_is_a_wiring_fault():
+    rig = started([3300] * 7)
+    rig.cells_uv[9] = 120 * MV  # channel 10 should sit at 0 V (tied to the top cell)
+    rig.sample()
+    assert len(rig.cells()) == 7
+    flags, _, _, wiring, _, _, count = rig.status()
+    assert flags & P.FLAG_WIRING
+    assert wiring == 1 << 9
+    assert count == 7
+    rig.cells_uv[9] = 20 * MV  # below 50 mV: fine
+    rig.sample()
+    rig.cells()
+    assert rig.status()[3] == 0
+
+
+def test_get_cells_before_any_sample_is_refused_not_made_up():
+    rig = started([3300] * 12)
+    r = rig.request(1, P.GET_CELLS)
+    assert r[1] == P.NACK and r[3] == bytes([P.GET_CELLS, P.NACK_NOT_READY])
+
+
+def test_bad_config_is_refused_and_keeps_the_old_one():
+    rig = started([3300] * 12)
+    r = rig.configure(13)
+    assert r[1] == P.NACK and r[3][1] == P.NACK_BAD_VALUE
+    r = rig.configure(8, warn=700, limit=600)
+    assert r[1] == P.NACK
+    assert rig.status()[6] == 12
+
+
+def test_good_module_reports_no_open_wire():
+    rig = started([3300] * 12)
+    rig.run(50)
+    flags, open_wire = rig.status()[:2]
+    assert open_wire == 0 and not flags & P.FLAG_OPEN_WIRE
+
+
+def test_open_sense_line_is_found_and_named():
+    rig = started([3300] * 12)
+    rig.model.open_wire(5, True)
+    rig.configure(12, ow_period_s=1)  # a new configuration re-checks the wires
+    for _ in range(3):
+        rig.cycle()
+    flags, open_wire = rig.status()[:2]
+    assert open_wire == 1 << 5
+    assert flags & P.FLAG_OPEN_WIRE
+    rig.model.open_wire(5, False)
+    for _ in range(7):  # the periodic check (1 s) clears it again
+        rig.cycle()
+    assert rig.status()[1] == 0
+
+
+def test_temperatures_and_an_absent_thermistor():
+    rig = started([3300] * 12)
+    rig.model.ntc_temp_dc = [312, None]
+    rig.model.die_temp_dc = 405
+    rig.sample()
+    rig.cells()
+    temps, die = rig.temps()
+    assert abs(temps[0] - 312) <= 3
+    assert temps[1] == P.TEMP_ABSENT
+    assert abs(die - 405) <= 1
+    assert rig.status()[0] & P.FLAG_TEMP_ABSENT
+
+
+def test_one_high_cell_bleeds_until_within_1_mv_of_the_lowest():
+    rig = started([3300, 3300, 3330, 3300, 3300, 3300, 3300], start_ms=TICKS_PERIOD - 3000, drain_uv_per_ms=2)
+    rig.cycle()
+    target = 33000 + 10  # host: lowest + 1 mV
+    assert rig.balance(target, 600) == 0b100
+    bleeding_seen = False
+    for _ in range(200):
+        cells, st = rig.cycle()
+        bal = st[2]
+        if bal & 0b100:
+            bleeding_seen = True
+            assert cells[2] > target  # still above the target when it keeps bleeding
+        else:
+            break
+    assert bleeding_seen
+    assert cells[2] <= target  # cleared once it is within 1 mV of the lowest
+    assert abs(rig.cells_uv[2] - 3_300_000) <= 1_000 + 500  # truth: within 1 mV (+ one cycle of drain)
+    rig.run(50)
+    assert rig.model.discharge_mask == 0
+    assert not rig.status()[0] & P.FLAG_BALANCING
+
+
+def test_never_two_adjacent_and_thermal_budget_limits_count():
+    rig = started([3400] * 12, drain_uv_per_ms=1, budget_mw=2100)  # 3 x 680 mW
+    rig.cycle()
+    rig.balance(33000, 600)
+    for _ in range(30):
+        rig.cycle()
+    assert rig.max_bleeding == 3
+    assert not rig.adjacent_seen
+
+
+def test_heat_limit_stops_all_bleeding_and_flags_it():
+    rig = started([3400, 3300, 3400, 3300, 3400, 3300, 3400, 3300])
+    rig.cycle()
+    rig.balance(33010, 600)
+    rig.cycle()
+    assert rig.model.discharge_mask != 0
+    rig.model.ntc_temp_dc[0] = 650  # between warning and limit: derated, fewer cells
+    rig.cycle()
+    rig.cycle()
+    st = rig.status()
+    assert st[0] & P.FLAG_HEAT_WARN and not st[0] & P.FLAG_HEAT_LIMIT
+    assert 0 < bin(rig.model.discharge_mask).count("1") < 4
+    rig.model.ntc_temp_dc[0] = 720
+    rig.cycle()
+    rig.cycle()
+    st = rig.status()
+    assert rig.model.discharge_mask == 0 and st[2] == 0
+    assert st[0] & P.FLAG_HEAT_LIMIT
+
+
+def test_balancing_ends_at_its_timeout_and_dcto_is_armed():
+    rig = started([3400, 3300, 3300, 3300])
+    rig.cycle()
+    rig.balance(33010, 2)
+    rig.cycle()
+    assert rig.model.discharge_mask == 1
+    assert rig.model.dcto_code != 0  # a hung MCU: the AFE stops on its own
+    for _ in range(10):
+        rig.cycle()
+    assert rig.model.discharge_mask == 0
+    assert rig.status()[2] == 0
+
+
+def test_host_silence_sleeps_everything_and_a_preamble_wakes_it():
+    rig = started([3400, 3300, 3300, 3300, 3300, 3300], start_ms=TICKS_PERIOD - 1000)
+    rig.cycle()
+    rig.balance(33010, 600)
+    rig.cycle()
+    assert rig.model.discharge_mask == 1
+    services = rig.board.services
+    # The host says nothing from its last packet on; 2.5 s later everything is off.
+    rig.run(rig.last_host_ms + 2500 - rig.clock.total_ms)
+    assert rig.model.discharge_mask == 0
+    assert rig.model.asleep
+    assert services.deep_sleep_requested and services.alarm == ("UP_RX", False)
+    assert 2000 <= services.deep_sleep_ms - rig.last_host_ms <= 2010
+    # Still asleep while nothing happens on the line.
+    rig.run(1000)
+    assert rig.board.boots == 1
+    # The host's preamble wakes it; it passes the wake down and answers again (after re-enumeration).
+    downstream = rig.down.b
+    downstream.read()  # forwarded broadcasts from before
+    rig.host.wake()
+    rig.run(5)
+    assert rig.board.boots == 2
+    assert downstream.read() == bytes(P.WAKE_LEN)
+    rig.enumerate()
+    assert rig.status()[6] == 6  # configuration kept in sleep memory
+    rig.sample()
+    assert len(rig.cells()) == 6
+
+
+def test_sleep_command_sleeps_at_once():
+    rig = started([3300] * 12)
+    rig.host.send(P.ADDR_BROADCAST, P.SLEEP)
+    rig.run(40)
+    assert rig.board.services.deep_sleep_requested
+
+
+def test_pec_failure_is_reported_not_hidden():
+    rig = started([3300] * 12)
+    rig.cycle()
+    rig.model.corrupt_reads = True
+    rig.sample()
+    r = rig.request(1, P.GET_CELLS)
+    assert r[1] == P.NACK and r[3][1] == P.NACK_AFE_FAULT
+    flags, _, _, _, pec_errors, _, _ = rig.status()
+    assert flags & P.FLAG_AFE_FAULT and pec_errors >= 3
+    rig.model.corrupt_reads = False
+    rig.cycle()
+    assert not rig.status()[0] & P.FLAG_AFE_FAULT
