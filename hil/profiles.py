@@ -30,21 +30,24 @@ class ConstantCurrent:
 class Load(ConstantCurrent):
     """A constant-current load (``amps`` > 0 drawn).  It stops when the discharge path opens; with
     ``latch=True`` it stays off afterwards (an inverter that shut down on loss of input), like a real load
-    would rather than hammering a tripped BMS."""
+    would rather than hammering a tripped BMS.  A path that was never closed (the BMS still starting) only holds
+    it back: it starts when the path closes."""
 
     def __init__(self, amps: float, latch: bool = True) -> None:
         super().__init__(-abs(amps))
         self.name = "load %.1f A" % abs(amps)
         self.latch = latch
         self.stopped = False
+        self.running = False
 
     def current_a(self, pack, paths) -> float:
         if self.stopped:
             return 0.0
         if not paths.discharge_closed:
-            if self.latch:
+            if self.latch and self.running:
                 self.stopped = True
             return 0.0
+        self.running = True
         return self.amps
 
 
