@@ -55,6 +55,7 @@ CONFIG = const(0x07)
 BALANCE = const(0x08)
 SLEEP = const(0x09)
 IDENTIFY = const(0x0A)
+COLLECT = const(0x0B)  # expanded by the module link into GET_CELLS/GET_TEMPS/GET_STATUS (docs/protocol.md §3)
 NACK = const(0x7F)
 REPLY = const(0x80)
 ENUMERATED = const(0x81)
@@ -72,6 +73,12 @@ NACK_BAD_VALUE = const(2)
 NACK_UNKNOWN_TYPE = const(3)
 NACK_NOT_READY = const(4)
 NACK_AFE_FAULT = const(5)
+
+# COLLECT ``what`` bits (which answers are wanted)
+WHAT_CELLS = const(0x01)
+WHAT_TEMPS = const(0x02)
+WHAT_STATUS = const(0x04)
+WHAT_ALL = const(0x07)
 
 # STATUS flags bits
 FLAG_AFE_FAULT = const(0x0001)
@@ -163,6 +170,35 @@ def pack_enumerated_into(buf, off: int, addr: int, channels: int, cell_count: in
 def pack_sample_into(buf, off: int, sample_id: int) -> int:
     buf[off] = sample_id & 0xFF
     return SAMPLE_LEN
+
+
+def pack_collect_into(buf, off: int, what: int, selected=None, n_modules: int = 0) -> int:
+    """COLLECT: ``what u8`` then, when ``selected`` is given, an address bitmap of ``ceil(n_modules / 8)``
+    bytes (bit ``(a - 1) % 8`` of byte ``(a - 1) // 8`` set = module ``a`` answers; ``selected[a]`` truthy).
+    Without a bitmap every module answers.
+    """
+    buf[off] = what
+    if selected is None or n_modules <= 0:
+        return 1
+    nb = (n_modules + 7) // 8
+    if 1 + nb > MAX_PAYLOAD:
+        raise ValueError("collect: too many modules")
+    for k in range(nb):
+        buf[off + 1 + k] = 0
+    for a in range(1, n_modules + 1):
+        if selected[a]:
+            buf[off + 1 + (a - 1) // 8] |= 1 << ((a - 1) % 8)
+    return 1 + nb
+
+
+def collect_selects(buf, off: int, plen: int, addr: int) -> bool:
+    """Whether a COLLECT payload asks module ``addr`` to answer."""
+    if plen <= 1:
+        return plen == 1
+    k = (addr - 1) // 8
+    if addr < 1 or 1 + k >= plen:
+        return False
+    return bool(buf[off + 1 + k] & (1 << ((addr - 1) % 8)))
 
 
 def pack_cells_into(buf, off: int, sample_id: int, cells_100uv, n: int) -> int:

@@ -139,3 +139,20 @@ def test_sizes_are_consistent():
     assert P.MAX_FRAME == cobs_max_len(P.MAX_PACKET) + 1
     assert P.MAX_PAYLOAD >= 2 + 2 * P.MAX_CELLS
     assert P.MAX_PAYLOAD >= 4 + 2 * P.MAX_TEMPS
+
+
+def test_collect_bitmap_selects_exactly_the_marked_modules():
+    pl = bytearray(8)
+    sel = bytearray(11)
+    sel[1] = sel[9] = sel[10] = 1
+    n = P.pack_collect_into(pl, 0, P.WHAT_CELLS | P.WHAT_STATUS, sel, 10)
+    assert n == 3 and bytes(pl[:3]) == bytes([0x05, 0x01, 0x03])
+    assert [a for a in range(1, 17) if P.collect_selects(pl, 0, n, a)] == [1, 9, 10]
+
+
+def test_collect_without_bitmap_selects_everyone():
+    pl = bytearray(4)
+    n = P.pack_collect_into(pl, 0, P.WHAT_ALL)
+    assert n == 1 and pl[0] == 7
+    assert P.collect_selects(pl, 0, n, 1) and P.collect_selects(pl, 0, n, 200)
+    assert not P.collect_selects(pl, 0, 0, 1)  # an empty payload is malformed: nobody answers
