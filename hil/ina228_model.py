@@ -102,7 +102,7 @@ class INA228Model:
             flags |= SHNTOL
         if vs16 < _s16(self.regs[0x0D]):
             flags |= SHNTUL
-        bus16 = (self.bus_mv * 8) // 25  # 3.125 mV/LSB
+        bus16 = (self.vbus_raw * 25 // 128) * 8 // 25  # 3.125 mV/LSB, from the (saturating) reading
         if bus16 > self.regs[0x0E]:
             flags |= BUSOL
         if bus16 < self.regs[0x0F]:

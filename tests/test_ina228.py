@@ -128,3 +128,11 @@ def test_i2c_failure_is_unknown_not_zero():
     assert s.current_ma == UNKNOWN and not s.ok and s.errors == 1
     bus.nack.clear()
     assert s.read() and abs(s.current_ma - 5000) <= 2
+
+
+def test_only_the_shunt_limits_raise_the_alert():
+    _, model, _, s = rig()
+    model.set_bus(84000)  # a high pack voltage is not a short circuit
+    model.set_current(250000)  # a large but allowed current either
+    s.read()
+    assert not s.sc_alert

@@ -19,22 +19,25 @@ try:
 except ImportError:
     pass
 
-# sleep_memory layout shared with safemode.py: bytes 0..1 magic, 2 reason code, 3 count.
+# The note safemode.py leaves in the last bytes of alarm.sleep_memory (the SOC copy lives at its
+# start): magic "SM", reason code, count of safe-mode entries since the last clean start.
 SAFEMODE_MAGIC0 = 0x53  # "S"
 SAFEMODE_MAGIC1 = 0x4D  # "M"
-SAFEMODE_NOTE_AT = 0  # first byte of the note; the SOC engineer's data must start at 4 or later
+SAFEMODE_NOTE_AT = 252
 SAFEMODE_NOTE_LEN = 4
 
 
 def read_safemode_note(mem) -> tuple:
     """``(reason_code, count)`` left by ``safemode.py`` in ``mem``, or ``(0, 0)``; clears it."""
-    if mem is None or len(mem) < SAFEMODE_NOTE_LEN:
+    at = SAFEMODE_NOTE_AT
+    if mem is None or len(mem) < at + SAFEMODE_NOTE_LEN:
         return (0, 0)
-    if mem[0] != SAFEMODE_MAGIC0 or mem[1] != SAFEMODE_MAGIC1:
+    if mem[at] != SAFEMODE_MAGIC0 or mem[at + 1] != SAFEMODE_MAGIC1:
         return (0, 0)
-    note = (mem[2], mem[3])
-    mem[0] = 0
-    mem[1] = 0
+    note = (mem[at + 2], mem[at + 3])
+    mem[at] = 0
+    mem[at + 1] = 0
+    mem[at + 3] = 0
     return note
 
 

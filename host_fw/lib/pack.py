@@ -24,6 +24,7 @@ except ImportError:
 
 CELL_UNKNOWN_100UV = const(0xFFFF)  # wire value of an unknown cell
 TEMP_ABSENT = const(-32768)  # wire value of an absent sensor
+TEMP_UNKNOWN = const(-32767)  # the chain master's "this sensor's value did not arrive"
 
 # STATUS flags bits (docs/protocol.md).
 FLAG_AFE_FAULT = const(0x0001)
@@ -156,12 +157,12 @@ class Pack:
                 t = temps_dc[temp_off + j]
                 if t == TEMP_ABSENT:
                     self.temp_absent |= 1 << (tbase + j)
-                else:
+                elif t != TEMP_UNKNOWN:
                     self.module_temp_dc[tbase + j] = t
 
     def set_fet_temp(self, temp_dc: int) -> None:
         """The host MOSFET/shunt sensor; ``UNKNOWN`` or -32768 when absent."""
-        self.fet_temp_dc = UNKNOWN if temp_dc == TEMP_ABSENT else temp_dc
+        self.fet_temp_dc = UNKNOWN if temp_dc == TEMP_ABSENT or temp_dc == TEMP_UNKNOWN else temp_dc
 
     def is_module_missing(self, m: int) -> bool:
         """No fresh answer, or a fresh answer with any cell unknown."""
