@@ -39,6 +39,37 @@ class SimModuleServices:
         self.deep_sleep_ms = self.clock.total_ms if self.clock is not None else None
 
 
+def make_alarm_module(sleep_memory=None, woke_from_pin: bool = False):
+    """A stand-in for CircuitPython's ``alarm`` module (``alarm.pin.PinAlarm``, ``sleep_memory``, ``wake_alarm``,
+    ``exit_and_deep_sleep_until_alarms``) so the real ``module_services.ModuleServices`` runs on a PC.
+
+    ``exit_and_deep_sleep_until_alarms`` records its alarms in ``deep_sleeps`` and returns (a board never returns).
+    """
+    import types
+
+    alarm = types.ModuleType("alarm")
+    pin = types.ModuleType("alarm.pin")
+
+    class PinAlarm:
+        def __init__(self, pin_, *, value: bool, edge: bool = False, pull: bool = False) -> None:
+            self.pin = pin_
+            self.value = value
+            self.edge = edge
+            self.pull = pull
+
+    pin.PinAlarm = PinAlarm
+    alarm.pin = pin
+    alarm.sleep_memory = sleep_memory if sleep_memory is not None else bytearray(256)
+    alarm.wake_alarm = PinAlarm("woken", value=False) if woke_from_pin else None
+    alarm.deep_sleeps = []
+
+    def exit_and_deep_sleep_until_alarms(*alarms, preserve_dios=()):
+        alarm.deep_sleeps.append(alarms)
+
+    alarm.exit_and_deep_sleep_until_alarms = exit_and_deep_sleep_until_alarms
+    return alarm
+
+
 class SimModuleBoard:
     """One module board on simulated buses; ``step(now_ms)`` runs its app (or its deep sleep).
 
