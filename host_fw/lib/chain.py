@@ -156,6 +156,7 @@ class ChainMaster:
         # Staging for the cycle in progress (copied out at its end, so readers never see a mix).
         self._got = bytearray(n1)
         self._sel = bytearray(n1)  # selected in the COLLECT round in flight
+        self._rgot = bytearray(n1)  # answers received in the round in flight (a selected module sends all of what)
         self._refused = bytearray(n1)  # NACKed with a reason other than not-ready: not asked again this cycle
         self._fail_cycles = bytearray(n1)
         self._rx_cells = array("H", [CELL_UNKNOWN] * (max_modules * max_cells))
@@ -194,7 +195,6 @@ class ChainMaster:
         self._gap_deadline = 0
         self._last_expected = 0
         self._round_last_seen = False
-        self._last_bit = 0
         self._what = 0
         self._rx_quiet_ms = 0
         self._next_cycle_ms = None
@@ -389,7 +389,7 @@ class ChainMaster:
                 self._rx_cells[o + i] = pl[2 + 2 * i] | (pl[3 + 2 * i] << 8)
             self._rx_ncells[a] = n
             self._got[a] |= FRESH_CELLS
-            bit = FRESH_CELLS
+            self._rgot[a] |= FRESH_CELLS
         elif t == TEMPS:
             n = temps_count(p.payload, 0, p.length)
             if n < 0:
@@ -404,7 +404,7 @@ class ChainMaster:
             self._rx_ntemps[a] = min(n, self.max_temps)
             self._rx_die[a] = get_i16(p.payload, 2 + 2 * n)
             self._got[a] |= FRESH_TEMPS
-            bit = FRESH_TEMPS
+            self._rgot[a] |= FRESH_TEMPS
         elif t == STATUS:
             if p.length != STATUS_LEN:
                 self.bad_payloads += 1
@@ -418,7 +418,7 @@ class ChainMaster:
             self.link_errors[a] = get_u16(pl, 10)
             self.cell_count[a] = pl[12]
             self._got[a] |= FRESH_STATUS
-            bit = FRESH_STATUS
+            self._rgot[a] |= FRESH_STATUS
         else:
             self.bad_payloads += 1
             return
@@ -427,13 +427,13 @@ class ChainMaster:
             # Answers flow up in chain order: once the farthest expected module has answered, or answers
             # stop for a couple of hops, the rest were lost and waiting longer only wastes the cycle.
             nxt = a
-            while nxt <= self._last_expected and (not self._sel[nxt] or self._got[nxt] & self._what == self._what):
+            while nxt <= self._last_expected and (not self._sel[nxt] or self._rgot[nxt] & self._what == self._what):
                 nxt += 1
             if nxt > self._last_expected:
                 nxt = a  # nothing owed beyond a: what is missing was lost
             self._gap_deadline = ticks_add(now_ms, (nxt - a + 2) * self.hop_ms)
-            if a >= self._last_expected and bit == self._last_bit:
-                self._round_last_seen = True
+            if a >= self._last_expected and self._rgot[a] & self._what == self._what:
+                self._round_last_seen = True  # (answers of one module may come in any order)
 
     def _mark_alive(self, a: int) -> None:
         self.missing[a] = 0
@@ -579,6 +579,7 @@ class ChainMaster:
                 everyone = False
                 continue
             self._sel[a] = 1
+            self._rgot[a] = 0
             what |= lack
             n_sel += 1
             if not first:
@@ -602,7 +603,6 @@ class ChainMaster:
         # The nearest selected module answers first; if even it is silent the broadcast was lost.
         self._gap_deadline = ticks_add(now_ms, self.base_timeout_ms + (first + 1) * self.hop_ms)
         self._last_expected = last
-        self._last_bit = FRESH_STATUS if what & FRESH_STATUS else (FRESH_TEMPS if what & FRESH_TEMPS else FRESH_CELLS)
         self._round_last_seen = False
         self.state = S_ROUND
 
