@@ -37,7 +37,7 @@ except ImportError:
     pass
 
 MAMS_PER_MAH = 3600000  # mA·ms in one mAh
-_STEP_MS = 500  # integrate long gaps in slices so current * dt stays a small int on the board
+_MAX_MAMS = 1 << 29  # integrate long gaps in slices so current * dt stays a small int on the board
 
 EV_FULL = 1  # re-anchored to 100 %
 EV_EMPTY = 2  # re-anchored to 0 %
@@ -181,8 +181,10 @@ class SocCounter:
 
     def _integrate(self, current_ma: int, dt_ms: int) -> None:
         acc = self._acc
+        mag = current_ma if current_ma >= 0 else -current_ma
+        limit = _MAX_MAMS // mag if mag else dt_ms
         while dt_ms > 0:
-            step = dt_ms if dt_ms < _STEP_MS else _STEP_MS
+            step = dt_ms if dt_ms < limit else limit
             dt_ms -= step
             mams = current_ma * step
             self._add(_NET, mams)
