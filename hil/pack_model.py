@@ -2,8 +2,10 @@
 a host switch (MOSFET) thermal mass, and the ambient.  It is the single source of truth the chip models read:
 
 - ``cells_fn(m)`` → a callable giving the 12 channel voltages (µV, cell 1 first) of module ``m`` for ``LTC6811Model``;
-- ``gpio_fn(m)`` → a callable giving GPIO1…5 (µV): GPIO1 the board NTC (next to the bleed resistors), GPIO2 the cell
-  NTC (taped to the block; sees its hottest cell), GPIO3…5 unconnected (they read VREF2 through the pull-up);
+- ``gpio_fn(m)`` → a callable giving GPIO1…5 (µV): GPIO1 and GPIO2 the two cell NTCs of the block (GPIO1 taped to
+  the lower half of the cells, GPIO2 to the upper half; each sees the hottest cell of its half), GPIO3…5 unconnected
+  (they read VREF2 through the pull-up).  The board itself (bleed resistors) is ``board_temp_c[m]``: the rig gives
+  it to the LTC6811 model as its die temperature, which is what the board's own heat limit watches;
 - ``current_ma()`` and ``bus_mv()`` for the INA228 model.
 
 Sign convention: pack current > 0 charges.  Bleeding is driven by ``set_bleed_mask(m, mask)`` (the switches the
@@ -170,8 +172,10 @@ class PackModel:
 
     def gpio_uv(self, m: int) -> list:
         out = [VREF2_UV] * GPIOS
-        out[0] = ntc_uv(self.board_temp_c[m])
-        out[1] = ntc_uv(max(c.temp_c for c in self.module_cells(m)))
+        cells = self.module_cells(m)
+        half = (len(cells) + 1) // 2
+        out[0] = ntc_uv(max(c.temp_c for c in cells[:half]))
+        out[1] = ntc_uv(max(c.temp_c for c in cells[half:]))
         for g in range(GPIOS):
             if (m, g) in self.sensor_absent:
                 out[g] = VREF2_UV

@@ -421,6 +421,7 @@ class Firmware:
                     chain.module_count < pack.modules:
                 self.incomplete_cycles += 1
         for m, b in enumerate(self.boards):
+            b.model.die_temp_dc = int(round(pack.board_temp_c[m] * 10))  # the AFE sits among the bleed resistors
             app = b.app
             f = (app.heat_warn, app.heat_limit, app.balancing, b.sleeping, app.open_wire)
             old = self._mod_flags[m]

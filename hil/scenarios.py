@@ -34,8 +34,10 @@ class Scenario:
     estimate_s = 120.0  # expected simulated length (progress bar)
     expect_trips = ()  # causes that must trip (in this order of first appearance)
 
-    def build(self, cells=None, modules=None, chemistry=None, seed=1, **kw) -> Rig:
+    def build(self, cells=None, modules=None, chemistry=None, seed=1, capacity_ah=None, **kw) -> Rig:
         self.onsets = {}
+        if capacity_ah:
+            self.capacity_ah = capacity_ah
         rig = Rig(cells=cells or self.cells, modules=modules or self.modules, chemistry=chemistry or self.chemistry,
                   seed=seed, soc=self.soc, spread=self.spread, capacity_ah=self.capacity_ah,
                   settings=dict(self.settings), name=self.name, **kw)
@@ -275,9 +277,11 @@ class ModuleUnplug(Scenario):
         rig.run_for(10.0)
         extra = {"both_open_while_missing": not rig.paths.charge_closed and not rig.paths.discharge_closed}
         rig.inject("replug", module=2)
+        t_back = rig.t_s
         back = rig.run_until(lambda r: r.fw.modules_present() == r.pack.modules and r.paths.discharge_closed, 60.0)
         extra["recovered"] = bool(back)
-        extra["recovered_after_s"] = round(rig.t_s - t - 10.0 + 2.0, 1)
+        extra["recovered_after_s"] = round(rig.t_s - t_back, 1)
+        rig.run_for(2.0)
         extra.update(self.onset_extra(rig))
         return extra
 
@@ -310,7 +314,7 @@ class OpenWire(Scenario):
 
 class HotBoard(Scenario):
     name = "hot_board"
-    doc = "module 1's board sits in hot air while balancing: it derates, then stops bleeding at its limit; no trip"
+    doc = "module 1's board sits in 75 °C air while balancing: it derates, then stops bleeding at its limit; no trip"
     soc = 0.99
     spread = Spread(capacity_pct=0.3, soc_pct=0.3, r_pct=10.0)
     estimate_s = 600.0
@@ -318,7 +322,7 @@ class HotBoard(Scenario):
     def run(self, rig):
         rig.run_for(5.0)
         rig.fw.force_balance(True)
-        rig.inject("hot_board", module=1, offset_c=45.0)
+        rig.inject("hot_board", module=1, offset_c=50.0)
         warn = rig.run_until(lambda r: r.fw.module_flag(0, "heat_warn"), 600.0, check_every_s=1.0)
         limit = rig.run_until(lambda r: r.fw.module_flag(0, "heat_limit"), 600.0, check_every_s=1.0)
         rig.run_for(2.0)
@@ -397,17 +401,19 @@ class HostSilent(Scenario):
 
 class HotCell(Scenario):
     name = "hot_cell"
-    doc = "a cell heats by itself during discharge: discharge over-temperature trips"
+    doc = "a cell heats by itself during discharge: charge (45 °C) then discharge (60 °C) over-temperature trip"
     soc = 0.7
     estimate_s = 900.0
-    expect_trips = ("dsg_ot",)
+    expect_trips = ("chg_ot", "dsg_ot")
 
     def run(self, rig):
         rig.run_for(5.0)
         rig.set_profile(Load(10.0), "discharge")
         rig.inject("hot_cell", cell=3, watts=60.0)
-        trip_c = rig.fw.setting("dsg_ot_trip_dc") / 10.0
-        self.watch_onset(rig, "dsg_ot", lambda r: r.pack.cells[2].temp_c > trip_c, rig.fw.setting("dsg_ot_delay_ms"))
+        for cause in self.expect_trips:
+            trip_c = rig.fw.setting(cause + "_trip_dc") / 10.0
+            self.watch_onset(rig, cause, lambda r, t=trip_c: r.pack.cells[2].temp_c > t,
+                             rig.fw.setting(cause + "_delay_ms"))
         rig.run_until(lambda r: not r.paths.discharge_closed, 1800.0, check_every_s=1.0)
         rig.run_for(2.0)
         return self.onset_extra(rig)

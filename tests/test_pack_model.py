@@ -69,11 +69,12 @@ def test_ntc_divider_round_trips_and_absent_sensor_reads_vref():
 
 def test_hot_cell_shows_on_the_cell_sensor_of_its_module():
     p = PackModel(cells=8, modules=2)
-    p.cells[5].extra_heat_w = 20.0
+    p.cells[5].extra_heat_w = 20.0  # module 2, cell 2: lower half, GPIO1
     for _ in range(600):
         p.step(1.0)
-    assert ntc_temp_c(p.gpio_uv(1)[1]) > 40.0
-    assert ntc_temp_c(p.gpio_uv(0)[1]) == pytest.approx(25.0, abs=0.2)
+    assert ntc_temp_c(p.gpio_uv(1)[0]) > 40.0
+    assert ntc_temp_c(p.gpio_uv(1)[1]) == pytest.approx(25.0, abs=0.2)
+    assert ntc_temp_c(p.gpio_uv(0)[0]) == pytest.approx(25.0, abs=0.2)
 
 
 def test_true_soc_is_bounded_by_the_weakest_cell():
