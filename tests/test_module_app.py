@@ -311,3 +311,13 @@ def test_pec_failure_is_reported_not_hidden():
     rig.model.corrupt_reads = False
     rig.cycle()
     assert not rig.status()[0] & P.FLAG_AFE_FAULT
+
+
+def test_unused_channels_stay_out_of_min_max_sum():
+    rig = started([3300, 3310, 3320, 3330, 3340, 3350, 3360])
+    rig.cells_uv[8] = 40 * MV  # under the wiring threshold, still not a cell
+    rig.sample()
+    rig.cells()
+    app = rig.app
+    assert app.min_cell_100uv == 33000 and app.max_cell_100uv == 33600
+    assert app.sum_cells_mv == sum(range(3300, 3361, 10))

@@ -119,7 +119,10 @@ class ModuleApp:
         self._aux = array("H", [CELL_UNKNOWN] * 6)
         self.temps_dc = array("h", [TEMP_ABSENT] * TEMP_INPUTS)
         self.die_temp_dc = TEMP_ABSENT
-        self.sum_cells_mv = 0
+        self.sum_cells_mv = 0  # used, known cells of the last SAMPLE
+        self.min_cell_100uv = CELL_UNKNOWN
+        self.max_cell_100uv = CELL_UNKNOWN
+        self.afe_sum_mv = 0  # the AFE's own sum of all 12 inputs (a plausibility figure)
         self.sample_id = 0
         self._have_sample = False  # a SAMPLE has been taken since start
         self._cells_ready = False  # the last SAMPLE's cells are in (or failed)
@@ -419,12 +422,25 @@ class ModuleApp:
         count = self.cell_count
         cells = self.cells_100uv
         wiring = 0
+        total = 0
+        lo = CELL_UNKNOWN
+        hi = 0
         for i in range(CHANNELS):
             v = buf[i]
             cells[i] = v
-            if i >= count and v != CELL_UNKNOWN and v >= _WIRING_100UV:
-                wiring |= 1 << i
+            if v == CELL_UNKNOWN:
+                continue
+            if i >= count:
+                if v >= _WIRING_100UV:
+                    wiring |= 1 << i
+                continue  # unused channels are never in min/max/sum
+            total += v
+            lo = min(lo, v)
+            hi = max(hi, v)
         self.wiring = wiring
+        self.sum_cells_mv = total // 10
+        self.min_cell_100uv = lo
+        self.max_cell_100uv = hi if lo != CELL_UNKNOWN else CELL_UNKNOWN
         self.stale = bool(stale & ((1 << count) - 1))
         self.afe_fault = False
         self._cells_ready = True
@@ -452,7 +468,7 @@ class ModuleApp:
             self.die_temp_dc = TEMP_ABSENT
         else:
             self.die_temp_dc = self.afe.die_temp_dc
-            self.sum_cells_mv = self.afe.sum_cells_mv
+            self.afe_sum_mv = self.afe.sum_cells_mv
         self._job = _IDLE
         self._temps_ready = True
         if self._pend_temps != _NO_SEQ:
