@@ -50,6 +50,12 @@ class SimHostServices:
         self._check()
         return self.watchdog_fired
 
+    def clear_safemode_note(self) -> None:
+        from host_services import clear_safemode_note
+
+        clear_safemode_note(self.sleep_memory)
+        self.safemode_note = (0, 0)
+
     def reload(self) -> None:
         self.reloads += 1
 

@@ -180,3 +180,23 @@ class CurrentSensor:
             self._flag_alert = bool(self._buf2[1] & (_SHNTOL | _SHNTUL))
         except OSError:
             self.errors += 1
+
+
+class AbsentCurrentSensor:
+    """Stands in when the INA228 did not answer at start: every read fails, so the host treats the
+    current as unknown and holds both paths open (a sensor fault), instead of running blind."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        self.current_ma = UNKNOWN
+        self.bus_mv = UNKNOWN
+        self.ok = False
+        self.errors = 0
+        self.sc_alert = False
+
+    def read(self) -> bool:
+        self.errors += 1
+        return False
+
+    def clear_alert(self) -> None:
+        pass

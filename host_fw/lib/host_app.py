@@ -41,9 +41,11 @@ from protection import (
     UNKNOWN,
     UV,
     WIRING,
+    KIND_NAMES,
     Protection,
     cond_text,
 )
+from protection import TABLE as PROTECTION_TABLE
 
 try:
     import typing  # noqa: F401
@@ -81,7 +83,9 @@ CONFIG_WAIT_MS = const(3000)
 STANDBY_CYCLES = const(2)  # fresh cycles protection sees before RUNNING may close a path
 IDLE_MA = const(500)  # |current| below this is "Idle" (unless the settings have rest_current_ma)
 HEALTHY_MS = const(2000)
-RECHECK_MS = const(5000)  # with the chain not matching the settings, re-enumerate this often  # the watchdog is fed only while the chain made progress this recently
+RECHECK_MS = const(5000)
+NOTE_CLEAR_CYCLES = const(300)  # about a minute of cycles
+LONG_PRESS_MS = const(3000)  # with the chain not matching the settings, re-enumerate this often  # the watchdog is fed only while the chain made progress this recently
 TEMPS_PER_MODULE = const(2)
 
 _TEXT_START = "Starting…"
@@ -115,13 +119,16 @@ class HostApp:
     :param services: ``host_services.HostServices`` (or the PC fake) or None (no watchdog).
     :param fet_temp: a callable returning the MOSFET/shunt temperature in 0.1 degC or ``UNKNOWN``.
     :param soc: a ``soc.SocCounter`` or None; ``balance``: a ``balance_policy.BalancePolicy`` or None;
-        ``store``: a ``settings_store.SettingsStore`` or None; ``console``: any object with
-        ``step(now_ms)`` (the USB console) or None.
+        ``soc_persist``: a ``soc_persist.SocPersist`` or None; ``store``: a
+        ``settings_store.SettingsStore`` or None; ``console``: a ``usb_console.UsbConsole`` (whose
+        facade is this app) or None: polled every step, a status line after every cycle.
+    :param button: a ``digitalio`` input, low when pressed, or None: a short press mutes the
+        buzzer, a press held ``LONG_PRESS_MS`` is the user reset.
     """
 
     def __init__(self, chain, settings, *, switches, current=None, indicators=None, services=None,
-                 fet_temp=None, soc=None, balance=None, store=None, console=None, max_modules: int = 8,
-                 event_capacity: int = 32) -> None:
+                 fet_temp=None, soc=None, soc_persist=None, balance=None, store=None, console=None,
+                 button=None, max_modules: int = 8, event_capacity: int = 32) -> None:
         self.chain = chain
         self.settings = settings
         self.switches = switches
@@ -130,9 +137,12 @@ class HostApp:
         self.services = services
         self.fet_temp = fet_temp
         self.soc = soc
+        self.soc_persist = soc_persist
         self.balance = balance
         self.store = store
         self.console = console
+        self.button = button
+        self._pressed_ms = -1
         self.pack = Pack(max_modules, chain.max_cells, TEMPS_PER_MODULE)
         self.protection = Protection(event_capacity)
         self.events = self.protection.events
@@ -161,6 +171,8 @@ class HostApp:
         self._sleep_requested = False
         self._wake_requested = False
         self._reset_requested = False
+        self._status_due = False
+        self._note_cleared = False
         self.healthy = True
 
     # -- requests from the user interfaces ------------------------------------------------------
@@ -245,6 +257,7 @@ class HostApp:
         chain.step(now_ms)
         if chain.cycle_count != self._seen_cycle or chain.enumerations != self._seen_enum:
             self._progress_ms = now_ms
+        self._button(now_ms)
         self._requests(now_ms)
         self._reload_settings(now_ms)
 
@@ -284,7 +297,10 @@ class HostApp:
         if self.store is not None:
             self.store.step(now_ms, self.settings)
         if self.console is not None:
-            self.console.step(now_ms)
+            self.console.poll(now_ms)
+            if self._status_due:
+                self._status_due = False
+                self.console.write_status(now_ms)
         self._feed(now_ms)
 
     # -- pieces of the loop ---------------------------------------------------------------------
@@ -293,6 +309,21 @@ class HostApp:
             self.state = st
             self._state_ms = now_ms
             self.events.add(now_ms, EV_STATE, st, value, 0)
+
+    def _button(self, now_ms: int) -> None:
+        b = self.button
+        if b is None:
+            return
+        if not b.value:
+            if self._pressed_ms == -1:
+                self._pressed_ms = now_ms
+            elif self._pressed_ms != -2 and ticks_diff(now_ms, self._pressed_ms) >= LONG_PRESS_MS:
+                self._pressed_ms = -2  # held: reset once, nothing more until released
+                self.reset()
+        else:
+            if self._pressed_ms >= 0 and ticks_diff(now_ms, self._pressed_ms) >= 30:
+                self.mute()  # a short press (debounced)
+            self._pressed_ms = -1
 
     def _requests(self, now_ms: int) -> None:
         if self._reset_requested:
@@ -340,7 +371,7 @@ class HostApp:
         self._idle_ma = _setting(s, "rest_current_ma", IDLE_MA)
         self._cal_off = _setting(s, "cal_offset_ma", 0)
         self._cal_gain = _setting(s, "cal_gain_ppm", 1000000)
-        if self.state in (ST_STANDBY, ST_RUNNING, ST_FAULT) and self.fault_cause != FC_CONFIG:
+        if self.state in (ST_STANDBY, ST_RUNNING, ST_FAULT):
             self._check(now_ms)  # module or cell counts may have changed
         if self.soc is not None:
             self.soc.configure(_setting(s, "capacity_mah", 100000), _setting(s, "full_charge_mv", 4200),
@@ -478,6 +509,7 @@ class HostApp:
         if self.state == ST_STANDBY:
             self._standby_cycles += 1
         self._soc_and_balance(now_ms)
+        self._status_due = True
 
     def _calibrated(self, raw_ma: int) -> int:
         if self._cal_off == 0 and self._cal_gain == 1000000:
@@ -490,7 +522,9 @@ class HostApp:
         hi = pack.max_mv if lo else 0
         soc = self.soc
         if soc is not None and self.current_ma != UNKNOWN:
-            soc.update(self.current_ma, now_ms, lo, hi)
+            ev = soc.update(self.current_ma, now_ms, lo, hi)
+            if self.soc_persist is not None:
+                self.soc_persist.step(now_ms, ev, self.protection.tripped != 0)
         bp = self.balance
         if bp is None or self.state != ST_RUNNING:
             return
@@ -561,3 +595,86 @@ class HostApp:
         self.healthy = quiet or ticks_diff(now_ms, self._progress_ms) < HEALTHY_MS
         if self.healthy and self.services is not None:
             self.services.feed_watchdog()
+            if not self._note_cleared and self.cycles >= NOTE_CLEAR_CYCLES:
+                # A healthy minute: whatever sent the board to safe mode is over; start counting afresh.
+                self._note_cleared = True
+                self.services.clear_safemode_note()
+
+    # -- the USB console's facade (usb_console.UsbConsole) --------------------------------------
+    condition_names = tuple(row[0] for row in PROTECTION_TABLE)
+
+    def settings_changed(self, now_ms: int) -> None:
+        """After a successful settings change: save it (budgeted); the limits reload next step."""
+        if self.store is not None:
+            self.store.settings_changed(now_ms)
+
+    def fill_status(self, st) -> None:
+        """Fill the console's preallocated ``Status`` (allocates nothing)."""
+        pack = self.pack
+        st.state = self.state_text
+        st.pack_mv = pack.total_mv if pack.total_mv != UNKNOWN else 0
+        st.current_ma = self.current_ma if self.current_ma != UNKNOWN else 0
+        soc = self.soc
+        if soc is not None:
+            st.soc_pct = soc.soc_pct
+            st.charge_mah = soc.charge_mah
+            st.capacity_mah = soc.capacity_mah
+            st.learned_mah = soc.learned_mah
+            st.charged_mah = soc.charged_mah
+            st.discharged_mah = soc.discharged_mah
+            st.cycles = soc.cycles
+        st.chg_on = self.switches.charge_closed
+        st.dsg_on = self.switches.discharge_closed
+        n = pack.n_cells if pack.n_cells <= len(st.cells_mv) else len(st.cells_mv)
+        for k in range(n):
+            v = pack.cells_mv[k]
+            st.cells_mv[k] = 0xFFFF if v == UNKNOWN else v
+        st.n_cells = n
+        st.temps_dc[0] = -32768 if pack.fet_temp_dc == UNKNOWN else pack.fet_temp_dc
+        nt = 1
+        for k in range(pack.modules * pack.temps_per_module):
+            if nt >= len(st.temps_dc):
+                break
+            v = pack.module_temp_dc[k]
+            st.temps_dc[nt] = -32768 if v == UNKNOWN else v
+            nt += 1
+        st.n_temps = nt
+        bal = 0
+        for a in range(1, pack.modules + 1):
+            b = self.chain.balance[a]
+            while b:
+                bal += b & 1
+                b >>= 1
+        st.balancing = bal
+        st.warnings = self.protection.warnings
+        st.faults = self.protection.tripped
+        st.latched = self.protection.tripped & (1 << SC)
+        if self.store is not None:
+            st.nvm_pending = 1 if self.store.pending else 0
+        st.note = self.config_text
+
+    def reset_latch(self, now_ms: int) -> str:
+        if not self.protection.tripped & (1 << SC) and not self.switches.fault:
+            return "nothing latched"
+        self.reset()
+        return ""
+
+    def event_log(self) -> list:
+        out = []
+        ev = self.events
+        for n in range(len(ev)):
+            t, kind, cause, value, where = ev.get(n)
+            if kind == EV_STATE:
+                what = STATE_NAMES[cause]
+            elif kind < EV_STATE:
+                what = PROTECTION_TABLE[cause][0]
+            else:
+                what = cause
+            out.append({"t_ms": t, "kind": KIND_NAMES[kind], "cause": what, "value": value, "where": where})
+        return out
+
+    def set_soc(self, pct: int) -> str:
+        if self.soc is None:
+            return "no SOC counter"
+        self.soc.set_soc_pct(pct)
+        return ""

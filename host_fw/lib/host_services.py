@@ -28,17 +28,23 @@ SAFEMODE_NOTE_LEN = 4
 
 
 def read_safemode_note(mem) -> tuple:
-    """``(reason_code, count)`` left by ``safemode.py`` in ``mem``, or ``(0, 0)``; clears it."""
+    """``(reason_code, count)`` left by ``safemode.py`` in ``mem``, or ``(0, 0)``.
+
+    The note stays (so ``safemode.py`` can count repeated entries) until ``clear_safemode_note``,
+    which the host app calls after a healthy minute."""
     at = SAFEMODE_NOTE_AT
     if mem is None or len(mem) < at + SAFEMODE_NOTE_LEN:
         return (0, 0)
     if mem[at] != SAFEMODE_MAGIC0 or mem[at + 1] != SAFEMODE_MAGIC1:
         return (0, 0)
-    note = (mem[at + 2], mem[at + 3])
-    mem[at] = 0
-    mem[at + 1] = 0
-    mem[at + 3] = 0
-    return note
+    return (mem[at + 2], mem[at + 3])
+
+
+def clear_safemode_note(mem) -> None:
+    at = SAFEMODE_NOTE_AT
+    if mem is not None and len(mem) >= at + SAFEMODE_NOTE_LEN:
+        for i in range(SAFEMODE_NOTE_LEN):
+            mem[at + i] = 0
 
 
 class HostServices:
@@ -84,6 +90,9 @@ class HostServices:
         if self.watchdog_running:
             self._mc.watchdog.deinit()
             self.watchdog_running = False
+
+    def clear_safemode_note(self) -> None:
+        clear_safemode_note(self.sleep_memory)
 
     def reload(self) -> None:
         import supervisor  # noqa: PLC0415
