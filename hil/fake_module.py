@@ -32,6 +32,7 @@ class FakeModule:
         self.uid = uid
         self.sample_delay_ms = sample_delay_ms
         self.fw = fw
+        self.mute = set()  # request types this module ignores (a test knob: a reply that never comes)
         self.sample_id = None
         self._ready_at = 0
         self.configured = False
@@ -70,8 +71,8 @@ class FakeModule:
         link = self.link
         out = link.tx_payload
         a = link.address
-        if t & P.REPLY or t == P.NACK:
-            return  # a reply travelling the wrong way: ignore
+        if t & P.REPLY or t == P.NACK or t in self.mute:
+            return  # a reply travelling the wrong way (or a muted request): ignore
         if t == P.ENUMERATE:
             n = P.pack_enumerated_into(out, 0, a, self.channels, self.cell_count, self.fw[0], self.fw[1])
             link.reply(P.ENUMERATED, pkt.seq, n)
