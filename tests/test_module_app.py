@@ -121,7 +121,7 @@ def test_7_cell_module_reports_7_voltages_within_1_2_mv():
     rig.sample()
     cells = rig.cells()
     assert len(cells) == 7
-    for got, want in zip(cells, truth):
+    for got, want in zip(cells, truth, strict=True):
         assert abs(got / 10 - want) <= 1.2
     flags = rig.status()[0]
     assert not flags & (P.FLAG_WIRING | P.FLAG_AFE_FAULT | P.FLAG_NOT_CONFIGURED | P.FLAG_SAMPLE_STALE)

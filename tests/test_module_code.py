@@ -48,7 +48,7 @@ def wired(monkeypatch):
     def pin_name(p):
         return p
 
-    for k, v in settings.items():
+    for v in settings.values():
         if isinstance(v, str):
             monkeypatch.setattr(board, v, v, raising=False)  # board.GP0 -> "GP0"
 
