@@ -505,7 +505,7 @@ class PacketDecoder:
             if b == 0:
                 if self._fn == 0:
                     self._zeros += 1
-                    if self._zeros >= WAKE_MIN_ZEROS:
+                    if self._zeros == WAKE_MIN_ZEROS:  # once per run, however it is chunked
                         self.wake_seen = True
                     continue
                 self._zeros = 1
@@ -573,7 +573,6 @@ class PacketDecoder:
 
     def clear_wake(self) -> None:
         self.wake_seen = False
-        self._zeros = 0
 
     def iter_feed(self, data):
         """Convenience generator (allocates; for the PC): yields ``self`` for each packet in ``data``."""

@@ -85,6 +85,10 @@ def test_idle_zeros_are_not_errors_but_a_long_run_is_a_wake():
     assert dec.wake_seen and dec.errors == 0
     dec.clear_wake()
     assert not dec.wake_seen
+    _decode_all(bytes(3), dec)  # the same run going on is not a second wake
+    assert not dec.wake_seen
+    _decode_all(P.build_frame(1, 0, P.PING, 1) + bytes(P.WAKE_LEN), dec)
+    assert dec.wake_seen  # a new run after traffic is
 
 
 def test_writer_fills_payload_in_place():
