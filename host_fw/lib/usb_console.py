@@ -428,8 +428,8 @@ class UsbConsole:
             self._optional(cmd, "reset_latch", now_ms)
         elif cmd == "soc":
             v = _parse_int(args[0]) if len(args) == 1 else None
-            if v is None:
-                return self._bad(cmd, "usage: soc PCT")
+            if v is None or v < 0 or v > 100:
+                return self._bad(cmd, "usage: soc PCT (0..100)")
             self._optional(cmd, "set_soc", v)
         elif cmd == "log":
             fn = getattr(f, "event_log", None)
@@ -452,7 +452,10 @@ class UsbConsole:
         fn = getattr(self.facade, method, None)
         if fn is None:
             return self._bad(cmd, "not supported")
-        err = fn(*args)
+        try:
+            err = fn(*args)
+        except ValueError as e:  # a facade may refuse by raising, like Settings does
+            err = str(e)
         if err:
             return self._bad(cmd, err)
         self.reply(cmd, True)
