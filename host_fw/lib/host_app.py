@@ -391,7 +391,6 @@ class HostApp:
         if self.services is not None and not self.services.watchdog_running:
             self.services.start_watchdog()
         self._progress_ms = now_ms
-        self._enum_at_wake = self.chain.enumerations
         self._set_state(now_ms, ST_WAKE)
 
     def _expected_counts(self):

@@ -1,0 +1,189 @@
+"""Host superloop on MicroPython: heap allocated per ``HostApp.step()`` after warm-up, and the host's heap.
+
+Runs the real host modules (host_app, pack, protection, switches, indicators, bms_settings, soc,
+balance_policy, calibration, chain's constants) on the ``micropython`` interpreter with a fake chain
+master (fresh 8 x 12 cells every 200 ms, values changing), fake pins and a fake current sensor, then:
+
+* allocations: ``gc.disable()``, N steps, the growth of ``gc.mem_alloc()`` less the same loop around a
+  do-nothing function (bytes; limit 0);
+* heap: ``gc.mem_alloc()`` after imports and after building the app (limit: 100 kB, the low end of
+  the nRF52840's free heap with BLE on, DESIGN.md §4).
+
+The chain master itself (the LINK engineer's) is not in this figure: it needs a UART with modules.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = r'''
+import gc
+import micropython
+gc.collect()
+base = gc.mem_alloc()
+import host_app
+from host_app import HostApp, ST_RUNNING
+from bms_settings import Settings
+from soc import SocCounter
+from balance_policy import BalancePolicy
+from switches import MosfetSwitches
+from indicators import Indicators
+from array import array
+gc.collect()
+after_import = gc.mem_alloc()
+
+class Pin:
+    def __init__(self):
+        self.value = False
+    def switch_to_output(self, value=False, drive_mode=None):
+        self.value = value
+
+class Chain:
+    max_cells = 12
+    max_temps = 4
+    def __init__(self, n):
+        self.module_count = 0
+        self.n = n
+        self.state = 0
+        self.enumerations = 0
+        self.cycle_count = 0
+        self.cell_count = bytearray(n + 1)
+        self.fresh = bytearray(n + 1)
+        self.missing = bytearray(n + 1)
+        self.present = bytearray(n + 1)
+        self.temp_count = bytearray(n + 1)
+        self.config_acked = bytearray(n + 1)
+        self.cells_100uv = array("H", [37000] * (n * 12))
+        self.temps_dc = array("h", [250] * (n * 4))
+        self.flags = array("H", [0] * (n + 1))
+        self.open_wire = array("H", [0] * (n + 1))
+        self.wiring = array("H", [0] * (n + 1))
+        self.balance = array("H", [0] * (n + 1))
+        self._next = 0
+    def step(self, now_ms):
+        if self.state == 0:
+            self.state = 3
+            self.enumerations += 1
+            self.module_count = self.n
+            for a in range(1, self.n + 1):
+                self.cell_count[a] = 12
+            return
+        if now_ms - self._next >= 0:
+            self._next = now_ms + 200
+            k = self.cycle_count % (self.n * 12)
+            self.cells_100uv[k] = 37000 + (self.cycle_count % 50)
+            for a in range(1, self.n + 1):
+                self.fresh[a] = 7
+                self.temp_count[a] = 2
+            self.cycle_count += 1
+    def queue_config(self, a, *args):
+        self.config_acked[a] = 1
+        return True
+    def queue_balance(self, a, t, s):
+        return True
+    def queue_sleep(self):
+        return True
+    def wake(self):
+        pass
+    def request_enumerate(self):
+        pass
+
+class Current:
+    def __init__(self):
+        self.current_ma = 0
+        self.bus_mv = 355200
+        self.sc_alert = False
+        self.ok = True
+        self.n = 0
+    def read(self):
+        self.n += 1
+        self.current_ma = 5000 if self.n % 2 else -5000
+        return True
+    def clear_alert(self):
+        pass
+
+s = Settings()
+pairs = [("modules", 8), ("cells_total", 96)]
+for i in range(1, 9):
+    pairs.append(("mod%d_cells" % i, 12))
+s.set_many(pairs)
+chain = Chain(8)
+soc = SocCounter(s.get("capacity_mah"), s.get("full_charge_mv"), s.get("cutoff_mv"), s.get("tail_current_ma"),
+                 s.get("full_hold_ms"), s.get("empty_hold_ms"))
+app = HostApp(chain, s, switches=MosfetSwitches(Pin(), Pin()), current=Current(),
+              indicators=Indicators(Pin(), Pin()), fet_temp=lambda: 300, soc=soc,
+              balance=BalancePolicy(10, 95, 1000, 30))
+gc.collect()
+after_build = gc.mem_alloc()
+t = 1000
+for _ in range(5000):
+    app.step(t)
+    t += 1
+assert app.state == ST_RUNNING, app.state_text
+
+def loop(fn, t, n):
+    # The same loop around a do-nothing function measures the harness itself (its range iterator).
+    gc.collect()
+    gc.disable()
+    a0 = gc.mem_alloc()
+    for _ in range(n):
+        fn(t)
+        t += 1
+    a1 = gc.mem_alloc()
+    gc.enable()
+    return a1 - a0
+
+
+def nop(t):
+    pass
+
+
+N = 20000
+harness = loop(nop, t, N)
+c0 = chain.cycle_count
+total = loop(app.step, t, N)
+cycles = chain.cycle_count - c0
+print("RESULT", total - harness, N, cycles, after_import - base, after_build - base, app.state_text)
+'''
+
+
+def main():
+    upy = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if not os.path.exists(upy):
+        upy = shutil.which("micropython")
+    if not upy:
+        print("bench_host: micropython not found (make setup)")
+        return 1
+    import adafruit_ticks
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(adafruit_ticks.__file__, tmp)
+        script = os.path.join(tmp, "bench_host_upy.py")
+        with open(script, "w") as f:
+            f.write(SCRIPT)
+        path = ":".join([tmp, os.path.join(ROOT, "shared"), os.path.join(ROOT, "host_fw", "lib"), ".frozen"])
+        r = subprocess.run([upy, "-X", "heapsize=2M", script], env=dict(os.environ, MICROPYPATH=path),
+                           capture_output=True, text=True, timeout=300)
+    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
+    if r.returncode != 0 or not line:
+        print(r.stdout + r.stderr)
+        print("bench_host: FAILED")
+        return 1
+    _, alloc, steps, cycles, heap_import, heap_build, state = line[0].split(" ", 6)
+    alloc, steps, cycles, heap_import, heap_build = map(int, (alloc, steps, cycles, heap_import, heap_build))
+    per_cycle = alloc / max(1, cycles)
+    print("host step() on MicroPython, 8 modules x 12 cells, %d steps = %d cycles, state %r" % (steps, cycles, state))
+    print("  heap allocated per cycle after warm-up: %.1f bytes (limit 0): %s"
+          % (per_cycle, "OK" if alloc == 0 else "ALLOCATES"))
+    print("  heap allocated per step:                %.2f bytes" % (alloc / steps))
+    print("  host heap after imports:  %6d bytes = %.2f of a 100 kB budget" % (heap_import, heap_import / 100000))
+    print("  host heap with the app:   %6d bytes = %.2f of a 100 kB budget" % (heap_build, heap_build / 100000))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
