@@ -10,7 +10,7 @@ from chain import ChainMaster
 from current_sensor import CurrentSensor
 from hil.chain_rig import ChainRig
 from hil.fake_module import FakeModule
-from hil.host_services_sim import SimHostServices
+from hil.host_services_sim import PrechargeBusModel, SimHostServices
 from hil.ina228_model import INA228Model
 from hil.sim_i2c import SimI2C
 from hil.sim_pins import SimPin
@@ -18,7 +18,7 @@ from host_app import ST_FAULT, ST_RUNNING, ST_SLEEP, HostApp
 from indicators import Indicators
 from pack import UNKNOWN
 from protection import EV_RELEASE, EV_TRIP, OV, SC
-from switches import MosfetSwitches
+from switches import CLOSED, ContactorSwitches, MosfetSwitches
 
 
 class SettableModule(FakeModule):
@@ -69,8 +69,9 @@ VBUS_RATIO = 5  # a 5:1 divider in front of VBUS: 355 V of pack -> 71 V at the I
 class HostRig:
     """ChainRig with a HostApp (and its INA228 model, pins and services) as the host."""
 
-    def __init__(self, n_modules=8, settings=None, temps=1, start_ms=(1 << 29) - 3000):
+    def __init__(self, n_modules=8, settings=None, temps=1, start_ms=(1 << 29) - 3000, contactor=False):
         self.settings = settings or test_settings(n_modules)
+        self.contactor = contactor
         self.parts = {}
         self.rig = ChainRig(n_modules, start_ms=start_ms, host_factory=self._host,
                             module_factory=lambda i, up, down, clk: SettableModule(_link(up, down), temps=temps,
@@ -93,22 +94,50 @@ class HostRig:
         self.services = SimHostServices(clock)
         self.fet_dc = 300
         self.bus_offset_mv = 0
-        return HostApp(chain, self.settings, switches=MosfetSwitches(self.chg, self.dsg), current=self.sensor,
+        if self.contactor:
+            # chg = main contactor, dsg = precharge relay; VBUS (load side) follows the RC model.
+            self.bus_model = PrechargeBusModel(clock, self.chg, self.dsg, self._pack_mv, tau_ms=300)
+            switches = ContactorSwitches(self.chg, self.dsg, margin_mv=5000, precharge_ms=3000, retries=2,
+                                         pause_ms=2000)
+        else:
+            switches = MosfetSwitches(self.chg, self.dsg)
+        return HostApp(chain, self.settings, switches=switches, current=self.sensor,
                        indicators=Indicators(self.led, self.buzzer), services=self.services,
                        fet_temp=lambda: self.fet_dc)
 
+    def _pack_mv(self):
+        return sum(sum(m.cells_mv[: m.cell_count]) for m in self.rig.modules)
+
     def _bus(self):
         # VBUS sits on the load side; with the paths closed it reads the pack (plus an offset the test sets).
-        pack_mv = sum(sum(m.cells_mv[: m.cell_count]) for m in self.rig.modules)
-        self.ina.set_bus((pack_mv + self.bus_offset_mv) // VBUS_RATIO)
+        if self.contactor:
+            self.ina.set_bus(self.bus_model.bus_mv // VBUS_RATIO)
+        else:
+            self.ina.set_bus((self._pack_mv() + self.bus_offset_mv) // VBUS_RATIO)
+
+    def _tick(self):
+        self.rig.step()
+        if self.contactor:
+            self._bus()
 
     def run(self, ms):
         self._bus()
-        self.rig.run_ms(ms, step_us=2000)
+        if self.contactor:
+            self.until(lambda: False, ms)
+        else:
+            self.rig.run_ms(ms, step_us=2000)
 
     def until(self, cond, ms):
         self._bus()
-        return self.rig.run_until(cond, ms, step_us=2000)
+        if not self.contactor:
+            return self.rig.run_until(cond, ms, step_us=2000)
+        end = self.clock.total_ms + ms
+        while self.clock.total_ms < end:
+            self.clock.advance_us(2000)
+            self._tick()
+            if cond():
+                return True
+        return False
 
     def module(self, k):
         return self.rig.modules[k - 1]
@@ -339,3 +368,27 @@ def test_pack_voltage_implausible_opens_both():
     assert h.until(lambda: not h.dsg.value, h.settings.get("plaus_delay_ms") + 600)
     assert h.clock.total_ms - t0 >= h.settings.get("plaus_delay_ms")
     assert h.app.state_text == "Pack voltage implausible"
+
+
+def test_contactor_precharges_then_closes_main():
+    h = HostRig(contactor=True)
+    assert h.until(lambda: h.app.switches.state == CLOSED, 8000), h.app.state_text
+    main, pre = h.chg, h.dsg
+    t_pre = [t for t, v in pre.history if v][0]
+    t_main = [t for t, v in main.history if v][0]
+    assert t_main > t_pre and main.value and not pre.value
+    assert h.app.state == ST_RUNNING and h.app.state_text == "Idle"
+
+
+def test_contactor_precharge_fault_after_retries_then_reset():
+    h = HostRig(contactor=True)
+    h.bus_model.stuck = True  # a shorted load: the bus never rises
+    assert h.until(lambda: h.app.state == ST_FAULT, 30000)
+    assert h.app.state_text == "Precharge fault"
+    assert len([t for t, v in h.dsg.history if v]) == 3  # one attempt + two retries
+    assert not any(v for t, v in h.chg.history)  # main never closed
+    h.run(10000)
+    assert len([t for t, v in h.dsg.history if v]) == 3  # and no more tries without a reset
+    h.bus_model.stuck = False
+    h.app.reset()
+    assert h.until(lambda: h.app.switches.state == CLOSED, 10000)
