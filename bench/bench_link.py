@@ -1,0 +1,83 @@
+"""Cascade link cycle time in simulated time, as a ratio to the wire limit (docs/protocol.md §5).
+
+One cycle = SAMPLE (sent twice) + COLLECT + every module's CELLS/TEMPS/STATUS. The wire limit is the sum over
+every cable of the bytes that crossed it during the cycle x 10 bits / baud: each relay hop's serialisation is
+counted, as if every byte were sent one after another with no gaps. Target: <= 1.5x at 250 000 baud.
+Pipelining (answers travel up all cables at once) can bring the ratio below 1.
+
+``step_us`` is how often every board runs its loop (a module's superloop period).
+Run: ``.venv/bin/python bench/bench_link.py``
+"""
+
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for sub in ("shared", "module_fw/lib", "host_fw/lib", ""):
+    sys.path.insert(0, os.path.join(ROOT, sub) if sub else ROOT)
+os.environ.setdefault("BLINKA_OS_AGNOSTIC", "1")
+
+from hil.chain_rig import ChainRig  # noqa: E402
+
+TARGET = 1.5
+
+
+def measure(n_modules=8, baudrate=250_000, step_us=1000, cycles=5, corrupt=0.0):
+    rig = ChainRig(n_modules, baudrate=baudrate, seed=2)
+    h = rig.host
+    assert rig.run_until(lambda: h.cycle_count >= 1, 3000, step_us)
+    if corrupt:
+        rig.links[0].byte_corrupt_prob = corrupt
+    ratios = []
+    durs = []
+    for _ in range(cycles):
+        # wait for the idle gap before the next cycle, then time the cycle from its first byte to its end
+        c = h.cycle_count
+        assert rig.run_until(lambda: h.state == 4 or h.cycle_count > c, 1000, step_us)  # S_SETTLE: SAMPLE sent
+        t0 = rig.clock.total_us - step_us  # SAMPLE went out during the last step
+        b0 = rig.bytes_on_wire()
+        assert rig.run_until(lambda: h.cycle_count > c, 1000, step_us)
+        dt_us = rig.clock.total_us - t0
+        wire_us = (rig.bytes_on_wire() - b0) * 10 * 1_000_000 / baudrate
+        ratios.append(dt_us / wire_us)
+        durs.append(dt_us / 1000)
+    return max(ratios), max(durs), wire_us / 1000
+
+
+def decoder_speed():
+    import bms_packet as P
+
+    frames = b"".join(P.build_frame(0, a, P.CELLS, 1, bytes([1, 12]) + bytes(range(1, 25))) for a in range(1, 9))
+    dec = P.PacketDecoder()
+    data = frames * 50
+    t = time.perf_counter()
+    n = 0
+    i = 0
+    while i < len(data):
+        i = dec.feed(data, i, len(data))
+        n += dec.ready
+    dt = time.perf_counter() - t
+    return len(data) / dt, n
+
+
+def main():
+    print("cycle time vs wire limit (simulated time; ratio = cycle / wire limit, target <= %.1f)" % TARGET)
+    worst = 0.0
+    for n, baud, step in ((8, 250_000, 1000), (8, 250_000, 250), (8, 115_200, 1000), (16, 250_000, 1000)):
+        ratio, dur_ms, wire_ms = measure(n, baud, step)
+        if baud == 250_000 and n == 8:
+            worst = max(worst, ratio)
+        print("  %2d modules %6d baud, loop %4d us: cycle %6.1f ms, wire limit %6.1f ms, ratio %.2fx (%.2f of target)"
+              % (n, baud, step, dur_ms, wire_ms, ratio, ratio / TARGET))
+    ratio, dur_ms, wire_ms = measure(8, 250_000, 1000, cycles=20, corrupt=0.01)
+    print("  8 modules, 1 %% of bytes corrupted on the host cable: worst cycle %.1f ms of a %d ms period (%.2f)"
+          % (dur_ms, 200, dur_ms / 200))
+    bps, n = decoder_speed()
+    print("decoder on this PC (CPython): %.0f bytes/s = %.1fx one 250 000 baud port (%d packets)" % (bps, bps / 25_000, n))
+    print("RESULT: 8 modules at 250 000 baud: %.2fx the wire limit (target <= %.1fx): %s"
+          % (worst, TARGET, "OK" if worst <= TARGET else "OVER"))
+
+
+if __name__ == "__main__":
+    main()
