@@ -47,7 +47,7 @@ class Rig:
                  spread: Spread = None, capacity_ah: float = None, ambient_c: float = 25.0, baudrate: int = 250_000,
                  start_ms: int = 0, physics_ms: int = 200, fine_ms: int = 1, coarse_ms: int = 5,
                  record_every_s: float = 5.0, settings: dict = None, name: str = "rig", host_soc_pct=None,
-                 pace_x: float = 0.0) -> None:
+                 pace_x: float = 0.0, module_kwargs: dict = None) -> None:
         self.name = name
         self.clock = VirtualClock(start_ms)
         self.pack = PackModel(chemistry=chemistry, cells=cells, modules=modules, seed=seed, soc=soc,
@@ -77,7 +77,10 @@ class Rig:
         self._sc_start_ms = None
         self._sc_end_ms = None
         self.last_snapshot = None
-        self.fw = Firmware(self, baudrate=baudrate, settings=settings or {}, host_soc_pct=host_soc_pct)
+        mk = dict(MODULE_DEFAULTS)
+        mk.update(module_kwargs or {})
+        self.fw = Firmware(self, baudrate=baudrate, settings=settings or {}, host_soc_pct=host_soc_pct,
+                           module_kwargs=mk)
         self.paths = Paths(self.fw.charge_closed, self.fw.discharge_closed)
         self.fw.paths = self.paths
 
@@ -154,11 +157,13 @@ class Rig:
                 self._physics()
                 self._next_physics = now + self.physics_ms
             fw.step(clock.ms)
-            dt = fine if fw.busy() else coarse
-            nxt = min(end_ms, self._next_physics, now + dt)
+            now_us = clock.total_us
+            nxt = fw.next_step_us(now_us, fine * 1000, coarse * 1000)
+            lim = min(end_ms, self._next_physics)
             if self._schedule:
-                nxt = min(nxt, self._schedule[0][0])
-            clock.advance(max(1, nxt - now))
+                lim = min(lim, self._schedule[0][0])
+            nxt = min(nxt, lim * 1000)
+            clock.advance_us(max(10, nxt - now_us))
         self.wall_s += time.perf_counter() - t0
 
     def _physics(self) -> None:
@@ -280,6 +285,10 @@ class Rig:
 
 # -- the firmware side: real apps on simulated parts --------------------------------------------------------
 SHUNT_UOHM = 250  # 75 mV at 300 A
+# ModuleApp options the rig sets (everything else is the firmware's default).  The module's 1 mV start hysteresis
+# on top of the host's target (lowest cell + 1 mV) leaves up to 2 mV of spread that nothing bleeds, while the host
+# keeps balancing until 1 mV: with no start hysteresis the pack balances to <= 1 mV.  See docs/sim.md.
+MODULE_DEFAULTS = {"hysteresis_100uv": 0}
 MAX_CURRENT_MA = 300000
 
 
@@ -292,7 +301,8 @@ def _chem_code(chemistry: str) -> int:
 class Firmware:
     """N module boards and the host board, wired by cascade links, reading the rig's pack."""
 
-    def __init__(self, rig, baudrate: int = 250_000, settings: dict = None, host_soc_pct=None) -> None:
+    def __init__(self, rig, baudrate: int = 250_000, settings: dict = None, host_soc_pct=None,
+                 module_kwargs: dict = None) -> None:
         from hil.module_services_sim import SimModuleBoard
         from hil.sim_uart import SimLink
 
@@ -307,7 +317,8 @@ class Firmware:
         for k in range(n):
             down = self.links[k + 1].a if k + 1 < n else None
             self.boards.append(SimModuleBoard(self.clock, self.links[k].b, down, pack.cells_fn(k), pack.gpio_fn(k),
-                                              cell_count=pack.counts[k], uid=0x6811_0000 + k + 1))
+                                              cell_count=pack.counts[k], uid=0x6811_0000 + k + 1,
+                                              **(module_kwargs or {})))
         self.settings = self._settings(pack, settings or {})
         self.host_on = True
         self._ev_seq = 0
@@ -394,15 +405,25 @@ class Firmware:
                     self.rig.event("rig", "INA228 alert: switch driver cut the pack (hardware)")
                     self.rig._next_physics = self.clock.total_ms  # the current stops now
 
-    def busy(self) -> bool:
-        """Bytes on a wire or waiting in a receiver: the boards must be stepped finely."""
+    def next_step_us(self, now_us: int, fine_us: int, coarse_us: int) -> int:
+        """When the boards need their next step: ``fine_us`` from now while a receiver holds unread bytes, at the
+        end of the earliest transmission in flight (the packet is then whole at the far end), or ``coarse_us``
+        from now when every link is quiet."""
+        nxt = now_us + coarse_us
         for k, link in enumerate(self.links):
             a, b = link.a, link.b
-            if a.tx_busy() or b.tx_busy() or b.in_waiting:
-                return True
-            if (k or self.host_on) and a.in_waiting:
-                return True
-        return False
+            if b.in_waiting or ((k or self.host_on) and a.in_waiting):
+                return now_us + fine_us
+            for end in (a, b):
+                t = end._tx_end_us
+                if now_us < t < nxt:
+                    nxt = int(t) + 1
+        return nxt
+
+    def busy(self) -> bool:
+        """Bytes on a wire or waiting in a receiver."""
+        now = self.clock.total_us
+        return self.next_step_us(now, 1, 1 << 40) < now + (1 << 40)
 
     def bleed_masks(self) -> list:
         return [b.model.discharge_mask for b in self.boards]

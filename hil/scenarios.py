@@ -105,8 +105,8 @@ class FullCycle(Scenario):
     spread = Spread(capacity_pct=0.3, soc_pct=0.07, r_pct=10.0)
     estimate_s = 3600.0
     expect_trips = ("uv",)  # the discharge ends at the cut-off: under-voltage is the expected end, nothing else
-    charge_a = 20.0
-    load_a = 20.0
+    charge_a = 25.0
+    load_a = 30.0
     balance_timeout_s = 3 * 3600.0
 
     def run(self, rig: Rig) -> dict:
