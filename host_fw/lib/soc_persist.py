@@ -55,7 +55,6 @@ class SocPersist:
         self.store = store
         self.save_min = save_min
         self._buf = bytearray(SLEEP_LEN)
-        self._mv = memoryview(self._buf)
         self.gen = 0
         self.source = "none"
         self._trip = False
@@ -113,7 +112,10 @@ class SocPersist:
         struct.pack_into("<H", b, SLEEP_LEN - 2, crc16_ccitt(b, end=SLEEP_LEN - 2))
         self._sm[self._off : self._off + SLEEP_LEN] = b
         # keep the nvm copy current, so a deferred write stores the state at write time
-        self.store.soc_buf[0:NVM_LEN] = self._mv[4 : 8 + RECORD_LEN]
+        # (packed again rather than copied from a memoryview slice, which would allocate)
+        nv = self.store.soc_buf
+        struct.pack_into("<I", nv, 0, self.gen)
+        self.soc.pack_into(nv, 4)
 
     def _request(self, now_ms: int) -> None:
         self.store.request_soc_save(now_ms)
