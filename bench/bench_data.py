@@ -73,9 +73,10 @@ def f_status():
 def f_poll():
     con.poll(t[0])
 
-for name, fn in (("soc.update", f_soc), ("persist.step", f_persist), ("store.step", f_store),
-                 ("balance.decide", f_balance), ("calibration.apply", f_cal), ("console.write_status(96 cells)", f_status),
-                 ("console.poll (idle)", f_poll)):
+CALLS = (("soc.update", f_soc), ("persist.step", f_persist), ("store.step", f_store),
+         ("balance.decide", f_balance), ("calibration.apply", f_cal),
+         ("console.write_status(96 cells)", f_status), ("console.poll (idle)", f_poll))
+for name, fn in CALLS:
     for _ in range(20):
         fn()
     n = 300

@@ -222,7 +222,7 @@ def test_bad_value_refused_with_the_rule_and_nothing_changes():
 def test_schema_lists_every_setting():
     rep = Rig().ask("schema")
     assert rep["ok"] and len(rep["schema"]) == len(SCHEMA)
-    row = dict(zip(rep["fields"], rep["schema"][0]))
+    row = dict(zip(rep["fields"], rep["schema"][0], strict=True))
     assert row["name"] == "ov_warn_mv" and row["unit"] == "mV" and row["value"] == row["default"]
 
 

@@ -32,7 +32,9 @@ _RETARGET_100UV = 20
 
 
 class BalancePolicy:
-    def __init__(self, start_mv: int = 10, rest_soc_pct: int = 95, rest_current_ma: int = 1000, timeout_s: int = 30) -> None:
+    def __init__(
+        self, start_mv: int = 10, rest_soc_pct: int = 95, rest_current_ma: int = 1000, timeout_s: int = 30
+    ) -> None:
         self.balancing = False
         self.target_100uv = 0
         self._sent_ms = 0

@@ -59,7 +59,9 @@ def gain_from(raw_ma: int, offset_ma: int, true_ma: int) -> int:
         raise ValueError("calibration: reading %d mA has the wrong sign or is zero (check the current)" % r)
     gain = true_ma * GAIN_ONE_PPM // r  # once, at calibration time: a long int here is fine
     if gain < GAIN_MIN_PPM or gain > GAIN_MAX_PPM:
-        raise ValueError("calibration: gain %d ppm outside %d..%d (check the known current)" % (gain, GAIN_MIN_PPM, GAIN_MAX_PPM))
+        raise ValueError(
+            "calibration: gain %d ppm outside %d..%d (check the known current)" % (gain, GAIN_MIN_PPM, GAIN_MAX_PPM)
+        )
     return gain
 
 

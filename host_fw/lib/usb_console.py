@@ -378,7 +378,9 @@ class UsbConsole:
             except KeyError:
                 return self._bad(cmd, "unknown setting %s" % name)
             row = SCHEMA[i]
-            self.reply(cmd, True, {"name": name, "value": f.settings.get(name), "unit": row[1], "min": row[2], "max": row[3]})
+            self.reply(
+                cmd, True, {"name": name, "value": f.settings.get(name), "unit": row[1], "min": row[2], "max": row[3]}
+            )
         elif cmd == "set":
             pairs = _parse_pairs(args)
             if isinstance(pairs, str):

@@ -1,4 +1,4 @@
-"""Balancing policy: only after full charge or at rest high, lowest + 1 mV, stop at 1 mV, renew. Runs on MicroPython too."""
+"""Balancing policy: after full charge or at rest high, lowest + 1 mV, stop at 1 mV, renew. Runs on MicroPython too."""
 
 from balance_policy import NONE, SEND, STOP, BalancePolicy
 

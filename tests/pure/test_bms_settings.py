@@ -45,7 +45,8 @@ def test_preset_voltages_match_the_chemistry_facts():
     for chem, ovt, ovr, uvt, uvr in facts:
         s.apply_preset(chem)
         assert s.get("chemistry") == chem
-        assert (s.get("ov_trip_mv"), s.get("ov_release_mv"), s.get("uv_trip_mv"), s.get("uv_release_mv")) == (ovt, ovr, uvt, uvr)
+        got = (s.get("ov_trip_mv"), s.get("ov_release_mv"), s.get("uv_trip_mv"), s.get("uv_release_mv"))
+        assert got == (ovt, ovr, uvt, uvr)
         assert s.get("uv_trip_mv") <= s.get("cutoff_mv") < s.get("full_charge_mv") < s.get("ov_trip_mv")
 
 

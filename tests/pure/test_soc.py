@@ -1,4 +1,4 @@
-"""Coulomb counter: exact integer counting, wrap-safe ticks, anchors, learned capacity, counters. Runs on MicroPython too."""
+"""Coulomb counter: exact integer counts, wrap-safe ticks, anchors, learned capacity, counters. Runs on MicroPython."""
 
 from soc import EV_CYCLE, EV_EMPTY, EV_FULL, EV_LEARNED, MAMS_PER_MAH, RECORD_LEN, SocCounter
 from upy_check import raises
