@@ -30,7 +30,10 @@ class SimStream:
     def __init__(self, rx: _Pipe, tx: _Pipe) -> None:
         self._rx = rx
         self._tx = tx
-        self.connected = True
+        self.connected = True  # like usb_cdc.Serial.connected (a terminal has the port open)
+        self.out_waiting = 0  # like usb_cdc.Serial.out_waiting (bytes not yet taken by the PC)
+        self.timeout = -1.0  # usb_cdc's defaults: wait forever
+        self.write_timeout = -1.0
 
     @property
     def in_waiting(self) -> int:

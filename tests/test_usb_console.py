@@ -331,3 +331,15 @@ def test_facade_without_optional_methods_says_not_supported():
         con.poll(0)
         rep = json.loads(pc.readline())
         assert rep["ok"] is False and rep["error"] == "not supported", cmd
+
+
+def test_never_waits_on_a_port_nobody_reads():
+    r = Rig()
+    assert r.fw.timeout == 0 and r.fw.write_timeout == 0.05  # usb_cdc's wait-forever defaults replaced
+    r.fw.connected = False  # no terminal open (DTR low)
+    assert r.con.write_status(0) == 0 and r.con.skipped == 1
+    r.fw.connected = True
+    r.fw.out_waiting = 64  # the PC holds the port open but does not read
+    assert r.con.write_status(0) == 0 and r.con.skipped == 2
+    r.fw.out_waiting = 0
+    assert r.con.write_status(0) > 0

@@ -41,6 +41,9 @@ except ImportError:
 
 LINE_MAX = 256
 STATUS_MAX = 2048
+# usb_cdc.Serial waits forever by default (write_timeout = -1): a PC that holds the port open without
+# reading would stop the loop. Reads never wait; a write waits at most this long.
+WRITE_TIMEOUT_S = 0.05
 TEMP_ABSENT = -32768
 CELL_UNKNOWN = 0xFFFF
 # Default condition names, bit n = condition n (protection.TABLE order); a facade may give its own.
@@ -179,6 +182,13 @@ class UsbConsole:
         self._chunk_mv = memoryview(self._chunk)
         self.errors = 0
         self.commands = 0
+        self.skipped = 0  # status lines not sent: nobody connected, or the last one not drained yet
+        for attr, value in (("timeout", 0), ("write_timeout", WRITE_TIMEOUT_S)):
+            if hasattr(stream, attr):
+                try:
+                    setattr(stream, attr, value)
+                except (AttributeError, ValueError, TypeError):
+                    pass
 
     # -- output -------------------------------------------------------------------------------
     def _send(self, data) -> None:
@@ -199,6 +209,11 @@ class UsbConsole:
     def write_status(self, now_ms: int, force: bool = False) -> int:
         """Fill and write one status line; returns its length (0 when not streaming)."""
         if not self.streaming and not force:
+            return 0
+        stream = self.stream
+        if not force and (not getattr(stream, "connected", True) or getattr(stream, "out_waiting", 0)):
+            # no terminal (DTR low) or the PC is not reading: drop this line rather than wait
+            self.skipped += 1
             return 0
         st = self.status
         self.facade.fill_status(st)
