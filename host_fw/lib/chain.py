@@ -13,27 +13,31 @@ cycle, retries, missing-module debounce and queued commands, as a non-blocking s
 Interface::
 
     m = ChainMaster(uart, *, dir_pin=None, baudrate=None, cycle_ms=200, max_modules=32, max_cells=12,
-                    max_temps=4, retries=2, missing_after=3, wake_ms=50, rediscover_ms=1000,
+                    max_temps=4, retries=5, missing_after=3, wake_ms=50, rediscover_ms=1000,
                     settle_ms=3, base_timeout_ms=5, module_latency_ms=2)
     m.step(now_ms)                      # never blocks
     m.module_count, m.present[a], m.missing[a], m.cell_count[a]          # a = 1..module_count
     m.cell_100uv(a, i) / m.cells_100uv[(a - 1) * m.max_cells + i]         # 0xFFFF = unknown
-    m.temp_dc(a, i) / m.temps_dc[...], m.temp_count[a], m.die_temp_dc[a]  # TEMP_ABSENT, TEMP_UNKNOWN
+    m.temp_dc(a, i) / m.temps_dc[(a - 1) * m.max_temps + i], m.temp_count[a], m.die_temp_dc[a]
+                                        # TEMP_ABSENT (-32768) no sensor, TEMP_UNKNOWN (-32767) did not arrive
     m.flags[a], m.open_wire[a], m.balance[a], m.wiring[a], m.pec_errors[a], m.link_errors[a]  # last STATUS
     m.fresh[a]                          # what arrived in the last cycle: FRESH_CELLS | FRESH_TEMPS | FRESH_STATUS
-    m.cycle_count, m.last_cycle_ms, m.cycle_sample_id (sample of the last complete cycle), m.state
+    m.cycle_count, m.cycle_sample_id, m.last_cycle_ms, m.last_cycle_dur_ms, m.enumerations, m.state (S_*)
     m.queue_config(a, cell_count, ow_period_s, silence_ms, temp_warn_dc, temp_limit_dc) -> bool  # a=0xFF: all
     m.queue_balance(a, target_100uv, timeout_s) -> bool
     m.queue_sleep() -> bool; m.wake(); m.request_enumerate()
     m.balance_ack[a], m.config_acked[a], m.nack_type[a], m.nack_reason[a]   # command results
-    counters: timeouts, retries, stale, nacks, bad_payloads, crc_errors, framing_errors, overruns
+    counters: timeouts (answers that did not come), retries_sent, stale, nacks, bad_payloads, misrouted,
+              crc_errors, framing_errors, overruns (the host port's decoder)
 
-The cycle (every ``cycle_ms``): broadcast SAMPLE, wait ``settle_ms``, then three broadcast rounds
-GET_CELLS, GET_TEMPS, GET_STATUS: every module answers a broadcast GET and the answers flow up the chain in
-parallel (store and forward), so a round ends as soon as every expected module has answered. What is still
-missing is asked for again by unicast, with a per-request timeout that grows with the hop count and at most
-``retries`` retries per module, within the cycle's time budget. At the end of the cycle every module whose
-data did not arrive reads unknown (cells 0xFFFF, temperatures TEMP_UNKNOWN), never the previous values.
+The cycle (every ``cycle_ms``, docs/protocol.md §5): SAMPLE to every module (sent twice; a module ignores
+a repeated sample id), wait ``settle_ms``, then one broadcast COLLECT: every module answers CELLS, TEMPS and
+STATUS, and the answers flow up every cable at once (store and forward). A round ends when every expected
+answer is in, when the farthest module has sent all of its answers, or after a gap with nothing new.
+What is still missing is asked for again by a COLLECT whose bitmap selects only the modules that still
+owe something, at most ``retries`` times and only while the round fits in the cycle period. At the end of
+the cycle every module whose data did not arrive reads unknown (cells 0xFFFF, temperatures TEMP_UNKNOWN),
+never the previous values.
 A module is reported missing after ``missing_after`` cycles without a complete answer and present again as
 soon as it answers anything. While a module is missing the master re-runs wake + ENUMERATE every
 ``rediscover_ms`` (a module that slept lost its address).
@@ -81,25 +85,33 @@ from bms_packet import (
 )
 
 try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+try:
     from typing import Optional  # noqa: F401
 except ImportError:
     pass
 
-TEMP_UNKNOWN = -32767  # host side only: a sensor that exists but whose value did not arrive this cycle
-FRESH_CELLS = 1
-FRESH_TEMPS = 2
-FRESH_STATUS = 4
-FRESH_ALL = 7
+TEMP_UNKNOWN = const(-32767)  # host side only: a sensor that exists but whose value did not arrive this cycle
+FRESH_CELLS = const(1)
+FRESH_TEMPS = const(2)
+FRESH_STATUS = const(4)
+FRESH_ALL = const(7)
 
 # States (``m.state``)
-S_WAKE = 0
-S_WAKE_WAIT = 1
-S_ENUM = 2
-S_IDLE = 3
-S_SETTLE = 4
-S_ROUND = 5
-S_CMD = 7
-S_ASLEEP = 8
+S_WAKE = const(0)
+S_WAKE_WAIT = const(1)
+S_ENUM = const(2)
+S_IDLE = const(3)
+S_SETTLE = const(4)
+S_ROUND = const(5)
+S_CMD = const(7)
+S_ASLEEP = const(8)
 
 _REQ_FRAME = 9  # framed bytes of a request without payload
 _CMD_SLOTS = 4
@@ -559,10 +571,8 @@ class ChainMaster:
         n = 0
         for a in range(1, self.module_count + 1):
             if self._sel[a] and not self._refused[a]:
-                g = self._got[a]
-                for bit in (FRESH_CELLS, FRESH_TEMPS, FRESH_STATUS):
-                    if self._what & bit and not g & bit:
-                        n += 1
+                owed = self._what & ~self._got[a]
+                n += (owed & 1) + ((owed >> 1) & 1) + ((owed >> 2) & 1)
         return n
 
     def _start_collect(self, now_ms: int) -> None:
