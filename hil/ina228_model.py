@@ -11,7 +11,7 @@ Registers, sizes, reset values and scaling follow the INA228 datasheet (SBOSA20)
 | 0x05 | VBUS | 3 | - | 20-bit in [23:4]; 195.3125 uV/LSB; 0..85 V |
 | 0x06 | DIETEMP | 2 | - | 7.8125 m degC/LSB |
 | 0x07 | CURRENT | 3 | - | 20-bit two's complement in [23:4]; CURRENT_LSB |
-| 0x0B | DIAG_ALRT | 2 | 0x0001 | 15 ALATCH, 14 CNVR, 12 APOL, 6 SHNTOL, 5 SHNTUL, 4 BUSOL, 3 BUSUL, 1 CNVRF, 0 MEMSTAT |
+| 0x0B | DIAG_ALRT | 2 | 0x0001 | 15 ALATCH, 14 CNVR, 12 APOL, 6 SHNTOL, 5 SHNTUL, 4 BUSOL, 3 BUSUL, 1 CNVRF |
 | 0x0C | SOVL | 2 | 0x7FFF | two's complement, 5 uV/LSB (ADCRANGE 0), 1.25 uV (1) |
 | 0x0D | SUVL | 2 | 0x8000 | as SOVL |
 | 0x0E | BOVL | 2 | 0x7FFF | 3.125 mV/LSB |

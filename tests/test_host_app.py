@@ -281,7 +281,7 @@ def test_outside_discharge_window_with_factory_limits_opens_both_then_recovers()
         assert t is not None and s.get(cond + "_delay_ms") <= t - t0 <= s.get(cond + "_delay_ms") + 600
         assert not h.chg.value and h.app.state == ST_FAULT
         m.temps_dc[0] = good
-        assert h.until(lambda: h.dsg.value and h.chg.value, 15000)
+        assert h.until(lambda h=h: h.dsg.value and h.chg.value, 15000)
 
 
 def test_mosfet_overtemperature_opens_both():
@@ -392,3 +392,15 @@ def test_contactor_precharge_fault_after_retries_then_reset():
     h.bus_model.stuck = False
     h.app.reset()
     assert h.until(lambda: h.app.switches.state == CLOSED, 10000)
+
+
+def test_open_sense_wire_opens_both_and_releases_after_it_is_fixed():
+    h = HostRig()
+    h.start()
+    h.module(6).open_wire_bits = 1 << 4  # C4 open, as reported by the module's ADOW check
+    assert h.until(lambda: not h.chg.value and not h.dsg.value, 600)
+    assert h.app.state_text == "Open sense wire"
+    h.module(6).open_wire_bits = 0
+    t0 = h.clock.total_ms
+    assert h.until(lambda: h.chg.value and h.dsg.value, 7000)
+    assert h.clock.total_ms - t0 >= 5000  # fixed release delay of open wire

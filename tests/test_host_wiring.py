@@ -38,7 +38,7 @@ def settings_toml():
 class FakeAnalogIn:
     def __init__(self, pin):
         self.pin = pin
-        self.value = NTC_TABLE[7][0]  # 30.0 degC
+        self.value = NTC_TABLE[14][0]  # 30.0 degC
 
 
 @pytest.fixture

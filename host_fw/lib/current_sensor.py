@@ -133,7 +133,8 @@ class CurrentSensor:
 
     def read(self) -> bool:
         """Read current and bus voltage (and the alert flags when there is no ALERT pin: with a pin,
-        DIAG_ALRT is left alone so the chip's latch holds the switch driver off). On an I2C error everything is ``UNKNOWN``
+        DIAG_ALRT is left alone so the chip's latch holds the switch driver off).
+        On an I2C error everything is ``UNKNOWN``
         and ``ok`` is False (the caller treats that as a sensor fault). Allocates nothing."""
         try:
             b = self._buf3

@@ -82,10 +82,10 @@ CONFIG_WAIT_MS = const(3000)
 
 STANDBY_CYCLES = const(2)  # fresh cycles protection sees before RUNNING may close a path
 IDLE_MA = const(500)  # |current| below this is "Idle" (unless the settings have rest_current_ma)
-HEALTHY_MS = const(2000)
-RECHECK_MS = const(5000)
-NOTE_CLEAR_CYCLES = const(300)  # about a minute of cycles
-LONG_PRESS_MS = const(3000)  # with the chain not matching the settings, re-enumerate this often  # the watchdog is fed only while the chain made progress this recently
+HEALTHY_MS = const(2000)  # the watchdog is fed only while the chain made progress this recently
+RECHECK_MS = const(5000)  # with the chain not matching the settings, re-enumerate this often
+NOTE_CLEAR_CYCLES = const(300)  # about a minute of healthy cycles clears the safe-mode note
+LONG_PRESS_MS = const(3000)  # button held this long = user reset
 TEMPS_PER_MODULE = const(2)
 
 _TEXT_START = "Starting…"

@@ -239,11 +239,13 @@ class Pack:
 
 # Integer NTC table for the host MOSFET/shunt thermistor: a 10 kOhm B3950 NTC to ground with a
 # 10 kOhm pull-up to the ADC reference (adafruit_thermistor's low-side circuit), read as a 16-bit
-# ``AnalogIn.value``. Rows: (raw, temp_dc), raw falling as temperature rises, every 10 degC.
+# ``AnalogIn.value``. Rows: (raw, temp_dc), raw falling as temperature rises, every 5 degC.
 NTC_TABLE = (
-    (63944, -400), (62417, -300), (59855, -200), (55932, -100), (50511, 0), (43816, 100),
-    (36454, 200), (29202, 300), (22706, 400), (17306, 500), (13049, 600), (9807, 700),
-    (7387, 800), (5596, 900), (4273, 1000), (3293, 1100), (2563, 1200), (2015, 1300),
+    (63944, -400), (63287, -350), (62417, -300), (61288, -250), (59855, -200), (58079, -150), (55932, -100),
+    (53405, -50), (50511, 0), (47293, 50), (43816, 100), (40170, 150), (36454, 200), (32768, 250),
+    (29202, 300), (25830, 350), (22706, 400), (19860, 450), (17306, 500), (15040, 550), (13049, 600),
+    (11313, 650), (9807, 700), (8507, 750), (7387, 800), (6423, 850), (5596, 900), (4885, 950), (4273, 1000),
+    (3747, 1050), (3293, 1100), (2902, 1150), (2563, 1200), (2270, 1250), (2015, 1300),
 )
 NTC_OPEN_RAW = const(65000)  # above: the sensor is unplugged (the pull-up wins)
 NTC_SHORT_RAW = const(500)  # below: the sensor or its wire is shorted

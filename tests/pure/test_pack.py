@@ -108,7 +108,7 @@ def test_configure_refuses_too_many():
 def test_ntc_table_points_and_faults():
     for raw, dc in NTC_TABLE:
         assert ntc_temp_dc(raw) == dc
-    mid = (NTC_TABLE[4][0] + NTC_TABLE[5][0]) // 2  # between 0 and 10 degC
-    assert 0 < ntc_temp_dc(mid) < 100
+    mid = (NTC_TABLE[8][0] + NTC_TABLE[9][0]) // 2  # between 0 and 5 degC
+    assert 0 < ntc_temp_dc(mid) < 50
     assert ntc_temp_dc(65535) == UNKNOWN  # unplugged
     assert ntc_temp_dc(0) == UNKNOWN  # shorted
