@@ -62,6 +62,12 @@ def test_setting_chemistry_brings_its_preset():
     assert s.get("ov_trip_mv") == 3650 and s.get("cutoff_mv") == 2500
 
 
+def test_chemistry_with_other_pairs_applies_the_preset_first():
+    s = Settings()
+    s.set_many((("chemistry", CHEM_LFP), ("full_charge_mv", 3500)))
+    assert s.get("full_charge_mv") == 3500 and s.get("ov_trip_mv") == 3650 and s.get("cutoff_mv") == 2500
+
+
 def test_voltage_order_rule_named():
     s = Settings()
     msg = _refused(s, "ov_trip_mv", 4000)  # below OV release 4050
