@@ -6,6 +6,7 @@
     python -m hil.bmsctl --port /dev/ttyACM1 --json schema
     python -m hil.bmsctl --port COM5 preset LFP | cal zero | cal gain 10000 | reset-latch | log | soc 80
     python -m hil.bmsctl --port /dev/ttyACM1 factory-reset --yes
+    python -m hil.bmsctl --sim status          # no board: a simulated 8-cell LFP pack (hil.rig) answers
 
 The port is the host's data CDC interface (``usb_cdc.data``) when ``boot.py`` enables it, else the console
 one. ``--port`` may also come from the ``BMS_PORT`` environment variable. Exit status: 0 ok, 1 the host
@@ -132,6 +133,7 @@ def _parser():
     ap.add_argument("--baud", type=int, default=115200)
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
     ap.add_argument("--json", action="store_true", help="print the host's JSON answer")
+    ap.add_argument("--sim", action="store_true", help="talk to a simulated host on the virtual rig (no board)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("status", help="print the pack status")
     p = sub.add_parser("get", help="read one setting")
@@ -169,12 +171,37 @@ def _command_line(a) -> str:
     return a.cmd.replace("-", "_")
 
 
+def sim_port(timeout: float = 5.0):
+    """A ``SimSerial`` joined to the real host firmware on the virtual rig (8 LFP cells, 2 modules)."""
+    from usb_console import UsbConsole
+
+    from hil.rig import Rig
+    from hil.sim_serial import stream_pair
+
+    rig = Rig(cells=8, modules=2, chemistry="LFP", seed=1)
+
+    def pump():
+        rig.run_for(0.2)
+        return 200
+
+    fw, pc = stream_pair(pump=pump, timeout=timeout)
+    rig.fw.host.console = UsbConsole(fw, rig.fw.host)
+    rig.run_for(10.0)  # wake, enumerate, first cycles
+    return pc
+
+
 def main(argv=None, ser=None, out=None) -> int:
     out = out or sys.stdout
     a = _parser().parse_args(argv)
     if a.cmd == "cal" and a.kind == "gain" and a.known_ma is None:
         print("cal gain needs KNOWN_MA", file=out)
         return 2
+    if ser is None and a.sim:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for sub in ("shared", "module_fw/lib", "host_fw/lib"):
+            if os.path.join(root, sub) not in sys.path:
+                sys.path.insert(0, os.path.join(root, sub))
+        ser = sim_port()
     own = ser is None
     if own:
         if not a.port:

@@ -52,3 +52,9 @@ def test_setting_change_reaches_the_hosts_protection(rig_port):
     code, text = _run(pc, "set", "dsg_oc_trip_ma=1000")
     assert code == 1 and "dsg_oc_release_ma < dsg_oc_warn_ma < dsg_oc_trip_ma" in text
     assert rig.fw.host.protection.limit(DSG_OC, "trip") == 120000
+
+
+def test_sim_option_needs_no_board():
+    out = io.StringIO()
+    assert main(["--sim", "--json", "get", "cutoff_mv"], out=out) == 0
+    assert json.loads(out.getvalue())["value"] == 2500  # the rig's LFP pack
