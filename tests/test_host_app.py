@@ -404,3 +404,23 @@ def test_open_sense_wire_opens_both_and_releases_after_it_is_fixed():
     t0 = h.clock.total_ms
     assert h.until(lambda: h.chg.value and h.dsg.value, 7000)
     assert h.clock.total_ms - t0 >= 5000  # fixed release delay of open wire
+
+
+def test_editing_a_limit_while_running_does_not_glitch_the_outputs():
+    h = HostRig()
+    h.start()
+    t0 = h.clock.total_ms
+    h.settings.set("ov_warn_mv", h.settings.get("ov_warn_mv") - 10)
+    h.run(2000)
+    assert h.time_of_change(h.chg, False, t0) is None and h.time_of_change(h.dsg, False, t0) is None
+    assert h.app.protection.limit(OV, "warn") == h.settings.get("ov_warn_mv")  # the new limit is in force
+
+
+def test_changing_the_module_count_setting_rechecks_the_chain():
+    h = HostRig()
+    h.start()
+    pairs = [("modules", 7), ("cells_total", 84), ("mod8_cells", 0)]
+    h.settings.set_many(pairs)
+    assert h.until(lambda: h.app.state == ST_FAULT, 1000)
+    assert not h.chg.value and not h.dsg.value
+    assert "expected 7 / 84" in h.app.state_text

@@ -419,6 +419,9 @@ class HostApp:
             self.switches.open_all()
             self._set_state(now_ms, ST_FAULT)
             return
+        if self._same_chain(found) and (self.state == ST_STANDBY or self.state == ST_RUNNING or (
+                self.state == ST_FAULT and self.fault_cause != FC_CONFIG)):
+            return  # nothing changed for the pack (e.g. a limit was edited): keep running, no glitch
         counts = [chain.cell_count[a] for a in range(1, found + 1)]
         self.pack.configure(counts)
         self.config_text = ""
@@ -426,6 +429,15 @@ class HostApp:
             self.fault_cause = FC_NONE
         self._config_next = 1
         self._set_state(now_ms, ST_CHECK)
+
+    def _same_chain(self, found: int) -> bool:
+        pack = self.pack
+        if pack.modules != found:
+            return False
+        for a in range(1, found + 1):
+            if pack.cell_count[a - 1] != self.chain.cell_count[a]:
+                return False
+        return True
 
     def _configure_modules(self, now_ms: int) -> None:
         """Send each module its CONFIG (cell count, thermal limits); STANDBY when acked or after a bound."""
