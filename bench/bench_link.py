@@ -61,6 +61,98 @@ def decoder_speed():
     return len(data) / dt, n
 
 
+UPY_SCRIPT = r"""
+import sys, gc
+sys.path.insert(0, "shared"); sys.path.insert(0, "module_fw/lib")
+import bms_packet as P
+from module_link import ModuleLink
+
+class FakeUART:
+    def __init__(self):
+        self.rx = bytearray(4096); self.n = 0; self.pos = 0
+    @property
+    def in_waiting(self):
+        return self.n - self.pos
+    def readinto(self, buf):
+        k = min(len(buf), self.n - self.pos)
+        if k <= 0:
+            return None
+        for i in range(k):
+            buf[i] = self.rx[self.pos + i]
+        self.pos += k
+        return k
+    def write(self, b):
+        return len(b)
+    def load(self, data):
+        for i in range(len(data)):
+            self.rx[i] = data[i]
+        self.n = len(data); self.pos = 0
+
+frame = P.build_frame(0, 2, P.CELLS, 1, bytes([1, 12]) + bytes(range(1, 25)))
+stream = frame * 100
+dec = P.PacketDecoder()
+w = P.PacketWriter()
+up = FakeUART(); down = FakeUART()
+link = ModuleLink(up, down)
+up.load(P.build_frame(0xFF, 0, P.ENUMERATE, 1, b"\x00"))
+link.poll(0)
+
+def decode():
+    i = 0
+    while i < len(stream):
+        i = dec.feed(stream, i, len(stream))
+
+def build():
+    for k in range(100):
+        m = P.pack_status_into(w.payload, 0, 1, 2, 3, 4, 5, 6, 12)
+        w.finish(0, 1, P.STATUS, k, m)
+
+def relay():
+    down.load(frame * 10)
+    link.poll(1)
+
+def idle():
+    for k in range(100):
+        link.poll(2 + k)
+
+for name, fn, count in (("decode", decode, 100), ("build", build, 100), ("relay", relay, 10), ("idle", idle, 100)):
+    fn()  # warm up: first calls may allocate caches once
+    gc.collect(); gc.disable()
+    a0 = gc.mem_alloc()
+    fn()
+    a1 = gc.mem_alloc()
+    gc.enable()
+    print(name, count, a1 - a0)
+"""
+
+
+def micropython_allocations():
+    """Heap bytes allocated per packet on a real MicroPython interpreter (None if it is not installed)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    upy = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if not os.path.exists(upy):
+        upy = shutil.which("micropython")
+    if not upy:
+        return None
+    import adafruit_ticks
+
+    with tempfile.TemporaryDirectory() as d:
+        shutil.copy(adafruit_ticks.__file__, d)
+        script = os.path.join(d, "mem.py")
+        with open(script, "w") as f:
+            f.write(UPY_SCRIPT)
+        r = subprocess.run([upy, "-X", "heapsize=8M", script], cwd=ROOT, capture_output=True, text=True,
+                           env=dict(os.environ, MICROPYPATH=d + ":.frozen"), timeout=120)
+    out = {}
+    for line in r.stdout.splitlines():
+        name, count, nbytes = line.split()
+        out[name] = int(nbytes) / int(count)
+    return out
+
+
 def main():
     print("cycle time vs wire limit (simulated time; ratio = cycle / wire limit, target <= %.1f)" % TARGET)
     worst = 0.0
@@ -75,6 +167,13 @@ def main():
           % (dur_ms, 200, dur_ms / 200))
     bps, n = decoder_speed()
     print("decoder on this PC (CPython): %.0f bytes/s = %.1fx one 250 000 baud port (%d packets)" % (bps, bps / 25_000, n))
+    mem = micropython_allocations()
+    if mem:
+        print("heap allocated on MicroPython, bytes per packet: decode %.0f, build %.0f, relay %.0f, idle poll %.0f"
+              % (mem["decode"], mem["build"], mem["relay"], mem["idle"]))
+        # module 1 of 8 relays 7 modules x 3 answers per cycle, 5 cycles a second; against a 100 kB heap
+        per_s = mem["relay"] * 21 * 5
+        print("  relay garbage on module 1 of 8: %.0f B/s = %.3f of a 100 kB heap per second" % (per_s, per_s / 100_000))
     print("RESULT: 8 modules at 250 000 baud: %.2fx the wire limit (target <= %.1fx): %s"
           % (worst, TARGET, "OK" if worst <= TARGET else "OVER"))
 
