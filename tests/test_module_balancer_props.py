@@ -25,9 +25,9 @@ def test_choice_is_always_safe(cells, count, target, bleeding, budget, hyst):
     for i in range(count):
         if mask >> i & 1:
             v = cells[i]
-            assert v != CELL_UNKNOWN and v > target  # only cells above the target
+            assert v != CELL_UNKNOWN and v > target - hyst  # a bleeding cell goes on to target - hysteresis
             if not bleeding >> i & 1:
-                assert v > target + hyst  # a new bleed needs the hysteresis
+                assert v > target  # a new bleed only above the target
             heat += 200 * v // 10000
     assert heat <= budget
 
@@ -35,14 +35,14 @@ def test_choice_is_always_safe(cells, count, target, bleeding, budget, hyst):
 @settings(max_examples=300, deadline=None)
 @given(cells=st.lists(st.integers(30000, 42000), min_size=12, max_size=12), budget=st.integers(0, 10000))
 def test_a_waiting_cell_waits_for_a_neighbour_or_the_budget(cells, budget):
-    """No cell above target + hysteresis is left out unless a neighbour bleeds or the heat would not fit."""
+    """No cell above the target is left out unless a neighbour bleeds or the heat would not fit."""
     target = 30000
     mask = choose_bleed(cells, 12, target, 0, budget)
     used = sum(200 * cells[i] // 10000 for i in range(12) if mask >> i & 1)
     waiting = [
         cells[i]
         for i in range(12)
-        if not mask >> i & 1 and cells[i] > target + 10 and not (mask >> (i + 1) & 1 or (i and mask >> (i - 1) & 1))
+        if not mask >> i & 1 and cells[i] > target and not (mask >> (i + 1) & 1 or (i and mask >> (i - 1) & 1))
     ]
     if waiting:
         assert used + 200 * max(waiting) // 10000 > budget

@@ -4,8 +4,9 @@
 
 Which cells of one module bleed, as a pure function of integers (no hardware):
 
-- a cell starts bleeding above ``target + hysteresis`` and keeps bleeding until it is at or below ``target``
-  (the host sends target = lowest cell + 1 mV, so a cell stops within 1 mV of the lowest);
+- a cell starts bleeding above ``target`` and keeps bleeding down to ``target - hysteresis`` (the host sends
+  target = lowest cell + 1 mV, so every cell ends within 1 mV of the lowest, and a bleeding cell does not
+  switch on and off with the last 0.1 mV of measurement noise);
 - never two adjacent cells at once (adjacent bleed resistors share copper and the AFE's balance
   inputs share a pin between neighbours);
 - as many cells as the thermal budget allows: each bleed dissipates ``bleed_ma`` x cell voltage;
@@ -41,7 +42,7 @@ def choose_bleed(
     bleeding: int,
     budget_mw: int,
     *,
-    hysteresis_100uv: int = 10,
+    hysteresis_100uv: int = 5,
     bleed_ma: int = 200,
 ) -> int:
     """Mask of cells to bleed (bit n-1 = cell n).
@@ -49,7 +50,7 @@ def choose_bleed(
     :param cells_100uv: cell voltages, cell 1 first (``CELL_UNKNOWN`` never bleeds)
     :param cell_count: cells fitted; channels above it never bleed
     :param target_100uv: bleed down to this
-    :param bleeding: mask bleeding now (they continue down to the target, hysteresis does not apply)
+    :param bleeding: mask bleeding now (they continue down to ``target - hysteresis``)
     :param budget_mw: heat allowed now (``thermal_budget_mw``)
     """
     chosen = 0
@@ -68,11 +69,11 @@ def choose_bleed(
                 if v == CELL_UNKNOWN:
                     continue
                 excess = v - target_100uv
-                if excess <= 0 or (not sticky and excess <= hysteresis_100uv):
+                if excess <= (-hysteresis_100uv if sticky else 0):
                     continue
                 if chosen & ((bit << 1) | (bit >> 1)):
                     continue  # a neighbour bleeds
-                if excess > best_excess:
+                if best < 0 or excess > best_excess:
                     best = i
                     best_excess = excess
             if best < 0:

@@ -67,7 +67,7 @@ class ModuleApp:
     :param int temp_limit_dc: balancing stops at this (0.1 C)
     :param int budget_mw: heat the board may dissipate in bleed resistors when cool
     :param int bleed_ma: bleed current per cell (sets the heat per bleeding cell)
-    :param int hysteresis_100uv: a cell starts bleeding this far above the target
+    :param int hysteresis_100uv: a bleeding cell goes on this far below the target (no on/off with noise)
     :param int bleed_hold_ms: bleeding pauses when no SAMPLE came for this long (its readings would be stale)
     :param int ntc_beta: B constant of the board thermistors
     :param int uid: identity reported by IDENTIFY
@@ -86,7 +86,7 @@ class ModuleApp:
         temp_limit_dc: int = 700,
         budget_mw: int = 3000,
         bleed_ma: int = 200,
-        hysteresis_100uv: int = 10,
+        hysteresis_100uv: int = 5,
         bleed_hold_ms: int = 400,
         ntc_beta: int = 3435,
         uid: int = 0,
@@ -557,7 +557,7 @@ class ModuleApp:
         self._set_bleed(mask)
 
     def _target_met(self) -> bool:
-        limit = self._target_100uv + self.hysteresis_100uv
+        limit = self._target_100uv
         for i in range(self.cell_count):
             v = self.cells_100uv[i]
             if v != CELL_UNKNOWN and v > limit:

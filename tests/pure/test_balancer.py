@@ -17,16 +17,20 @@ def test_cell_30mv_high_bleeds_and_others_do_not():
     assert choose_bleed(v, 7, 33010, 0, BIG) == 1 << 2
 
 
-def test_stops_at_target_and_hysteresis_on_start():
-    target = 33010
-    # Not bleeding and only 0.5 mV above target: within hysteresis, does not start.
-    assert choose_bleed(cells(3300, 3301) + [0] * 0, 2, target, 0, BIG) == 0
-    v = [33000, 33015, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-    assert choose_bleed(v, 4, target, 0, BIG) == 0
-    # Bleeding already: continues until at or below the target.
-    assert choose_bleed(v, 4, target, 0b10, BIG) == 0b10
-    v[1] = 33010
-    assert choose_bleed(v, 4, target, 0b10, BIG) == 0
+def test_starts_above_target_and_stops_half_a_mv_below_it():
+    target = 33010  # lowest + 1 mV
+    v = [33000, 33010, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert choose_bleed(v, 2, target, 0, BIG) == 0  # at the target: within 1 mV of the lowest already
+    v[1] = 33011
+    assert choose_bleed(v, 2, target, 0, BIG) == 0b10  # 0.1 mV above: starts
+    # Bleeding already: goes on through the target down to target - 0.5 mV (no flicker on noise).
+    v[1] = 33006
+    assert choose_bleed(v, 2, target, 0b10, BIG) == 0b10
+    v[1] = 33005
+    assert choose_bleed(v, 2, target, 0b10, BIG) == 0
+    # ... and a cell that is not bleeding does not start again below the target.
+    v[1] = 33008
+    assert choose_bleed(v, 2, target, 0, BIG) == 0
 
 
 def test_never_two_adjacent():
