@@ -289,3 +289,35 @@ def test_tiny_chains(n):
     rig = ChainRig(n)
     assert rig.run_until(lambda: rig.host.cycle_count >= 2, 1000)
     _assert_cycle_data_right(rig, range(1, n + 1))
+
+
+def test_host_cable_unplugged_everything_missing_then_back():
+    rig = ChainRig(4)
+    h = rig.host
+    assert rig.run_until(lambda: h.cycle_count >= 2, 1000)
+    rig.links[0].unplugged = True
+    assert rig.run_until(lambda: all(h.missing[1:5]), 1200)
+    assert h.module_count == 4  # still known, reported missing, not forgotten
+    rig.run_ms(1500)  # keeps trying (wake + enumerate) without crashing
+    e = h.enumerations
+    assert e >= 2
+    rig.links[0].unplugged = False
+    assert rig.run_until(lambda: not any(h.missing[1:5]) and h.fresh[4] == FRESH_ALL, 1500)
+    _next_cycle(rig)
+    _assert_cycle_data_right(rig, range(1, 5))
+
+
+def test_unanswered_command_is_resent_a_bounded_number_of_times():
+    rig = ChainRig(3)
+    h = rig.host
+    assert rig.run_until(lambda: h.cycle_count >= 1, 1000)
+    rig.modules[2].mute = {P.BALANCE}
+    sent0 = rig.links[0].a.bytes_written
+    t0 = h.timeouts
+    assert h.queue_balance(3, 30000, 60)
+    rig.run_ms(300)
+    assert h.timeouts - t0 == h.retries + 1  # first try + retries, then it gives up
+    assert h.balance_ack[3] == 0 and h._cmd_count == 0
+    assert rig.links[0].a.bytes_written > sent0
+    _next_cycle(rig)
+    _assert_cycle_data_right(rig, (1, 2, 3))  # and the chain carries on
