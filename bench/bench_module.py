@@ -101,9 +101,9 @@ class ChipSPI:
         self.code = 0
         self.groups = {}
         cell = bytearray(8)
-        for i in range(3):
-            cell[2 * i] = 33000 & 0xFF
-            cell[2 * i + 1] = 33000 >> 8
+        for i, v in enumerate((33100, 33000, 33000)):  # cells 1, 4, 7, 10 are 10 mV high: they bleed
+            cell[2 * i] = v & 0xFF
+            cell[2 * i + 1] = v >> 8
         self._fin(cell)
         auxa = bytearray(8)
         for i in range(3):
@@ -225,7 +225,7 @@ m2 = gc.mem_alloc()
 spi = ChipSPI()
 afe = ltc6811.LTC6811(spi, Pin())
 link = module_link.ModuleLink(up, Quiet())
-app = module_app.ModuleApp(afe, link, Services(), cell_count=12)
+app = module_app.ModuleApp(afe, link, Services(), cell_count=12, ow_period_s=1)  # open-wire checks in the window
 gc.collect()
 m3 = gc.mem_alloc()
 
@@ -255,7 +255,7 @@ b0 = gc.mem_alloc()
 link.reply(P.PONG, 1, 0)
 b1 = gc.mem_alloc()
 gc.enable()
-print("RESULT", m1 - m0, m3 - m2, a1 - a0, N, app.afe_fault, link.address, frames_up, b1 - b0)
+print("RESULT", m1 - m0, m3 - m2, a1 - a0, N, app.afe_fault, link.address, frames_up, b1 - b0, app.balance)
 '''
 
 
@@ -281,14 +281,15 @@ def micropython_heap():
     if r.returncode != 0 or not line:
         print("micropython: failed\n" + r.stdout + r.stderr)
         return None
-    _, imports, app, alloc, n, fault, addr, frames, per_frame = line[0].split()
+    _, imports, app, alloc, n, fault, addr, frames, per_frame, bleeding = line[0].split()
     imports, app, alloc, n, frames, per_frame = int(imports), int(app), int(alloc), int(n), int(frames), int(per_frame)
     print("micropython: import of the module firmware %d bytes, ModuleApp with driver and link %d bytes: "
           "%d bytes of heap (limit %d) -> ratio %.3f" % (imports, app, imports + app, HEAP_LIMIT,
                                                         (imports + app) / HEAP_LIMIT))
     print("micropython: %d steady-state steps (host cycle of SAMPLE, GET_CELLS/TEMPS/STATUS, BALANCE every 200 "
-          "steps): %d bytes allocated, %.2f bytes per step (limit 0)%s"
-          % (n, alloc, alloc / n, "" if fault == "False" and addr == "1" else " [AFE fault or not enumerated!]"))
+          "steps; bleeding mask 0x%03x; open-wire check every 1000 steps): %d bytes allocated, %.2f bytes per step "
+          "(limit 0)%s" % (n, int(bleeding), alloc, alloc / n,
+                           "" if fault == "False" and addr == "1" else " [AFE fault or not enumerated!]"))
     rest = alloc - frames * per_frame
     print("micropython:   of which %d frames written (replies up, broadcasts forwarded down) x %d bytes each "
           "(module_link.FrameQueue.pop_into slices a memoryview per frame); app + driver + the rest: %d bytes "
