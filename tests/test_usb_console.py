@@ -343,3 +343,21 @@ def test_never_waits_on_a_port_nobody_reads():
     assert r.con.write_status(0) == 0 and r.con.skipped == 2
     r.fw.out_waiting = 0
     assert r.con.write_status(0) > 0
+
+
+def test_status_shows_flash_erases_store_note_and_soc_source_from_the_facades_parts():
+    class Bare(FakeHost):
+        def fill_status(self, s):  # a facade that leaves the storage fields alone
+            s.n_cells = 0
+
+    nvm = FlashNvm()
+    nvm.mem[5] ^= 0x55  # garbage in page A
+    h = Bare(nvm=nvm)
+    r = Rig(h)
+    st = [m for m in r.lines(cycles=1) if m["type"] == "status"][-1]
+    assert st["nvm_erases"] == [0, 0] and "record A corrupt" in st["note"] and st["soc_src"] == "none"
+    h.store.write_now(h.settings)
+    h.store.write_now(h.settings)
+    h.store.settings_changed(r.t)
+    st = [m for m in r.lines(cycles=1) if m["type"] == "status"][-1]
+    assert st["nvm_erases"] == [1, 1] and st["nvm_pending"] == 1 and "note" not in st

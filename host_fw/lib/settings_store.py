@@ -54,6 +54,7 @@ PAIR_LEN = 5  # setting ID u8 + value i32
 RATED_ERASES = 10000
 DAY_MS = 86400000
 
+_SINGLE_PAGE_NOTE = "single 4 KiB page: a power cut during a write can lose both records"
 PENDING_SETTINGS = 1
 PENDING_SOC = 2
 
@@ -166,7 +167,7 @@ class SettingsStore:
             else:
                 notes.append("SOC record of another version dropped")
         if self.single_page:
-            notes.append("single 4 KiB page: a power cut during a write can lose both records")
+            notes.append(_SINGLE_PAGE_NOTE)
         self.note = "; ".join(notes)
 
     def _load_settings(self, settings, rec, version, n):
@@ -264,6 +265,10 @@ class SettingsStore:
         # one slice assignment: one page erase
         self._nvm[off : off + self._len] = rec
         self.source = "AB"[slot]
+        # a fresh good record resolves what the boot note reported (a corrupt page, a migration)
+        self.note = _SINGLE_PAGE_NOTE if self.single_page else ""
+        if self.worn:
+            self.note = "flash past %d erases" % RATED_ERASES
 
     @property
     def worn(self) -> bool:

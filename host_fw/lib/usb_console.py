@@ -16,6 +16,8 @@ The console reaches the rest of the host only through a *host facade* (duck-type
     facade.settings                          # a bms_settings.Settings (get / set_many / apply_preset / factory_reset)
     facade.settings_changed(now_ms)          # after every successful change: save it, re-read the limits
     facade.fill_status(st)                   # fill the preallocated Status st (every cycle)
+    facade.store, facade.soc_persist         # optional: when present the console itself shows the flash
+                                             # erases, a pending write, the store's note and the SOC source
     facade.reset_latch(now_ms) -> str        # "" when the latched trips were cleared, else why not
     facade.event_log() -> list               # JSON-able entries, oldest first
     facade.calibrate(kind, true_ma) -> str   # kind "zero" or "gain": "" when started, else why not
@@ -172,6 +174,9 @@ class UsbConsole:
         self.stream = stream
         self.facade = facade
         self.status = Status(max_cells, max_temps)
+        # storage and SOC-source fields come straight from these when the facade has them
+        self._store = getattr(facade, "store", None)
+        self._persist = getattr(facade, "soc_persist", None)
         self.streaming = True
         self.names = getattr(facade, "condition_names", CONDITION_NAMES)
         self._out = JsonLine(STATUS_MAX)
@@ -216,7 +221,17 @@ class UsbConsole:
             self.skipped += 1
             return 0
         st = self.status
+        st.note = ""  # the facade sets one when it has something to say this cycle
         self.facade.fill_status(st)
+        store = self._store
+        if store is not None:
+            st.nvm_erases0 = store.erases[0]
+            st.nvm_erases1 = store.erases[1]
+            st.nvm_pending = 1 if store.pending else 0
+            if not st.note:
+                st.note = store.note
+        if self._persist is not None:
+            st.soc_source = self._persist.source
         w = self._out
         w.begin()
         w.key(b'"type":')
