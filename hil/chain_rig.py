@@ -27,11 +27,13 @@ class ChainRig:
                  module_factory=None, host_factory=None, master_kwargs=None, module_kwargs=None) -> None:
         self.clock = VirtualClock(start_ms)
         self.baudrate = baudrate
-        self.links = [SimLink(self.clock, baudrate, seed=seed * 1000 + k, name="seg%d" % k) for k in range(n_modules + 1)]
+        self.links = [SimLink(self.clock, baudrate, seed=seed * 1000 + k, name="seg%d" % k)
+                      for k in range(n_modules + 1)]
         self.host_dir = SimPin("host_dir", self.clock)
         self.host_dir.switch_to_output(False)
         self.links[0].a.dir_pin = self.host_dir
-        factory = module_factory or (lambda i, up, down, clk: default_module_factory(i, up, down, clk, **(module_kwargs or {})))
+        mk = module_kwargs or {}
+        factory = module_factory or (lambda i, up, down, clk: default_module_factory(i, up, down, clk, **mk))
         self.modules = [factory(k + 1, self.links[k].b, self.links[k + 1].a, self.clock) for k in range(n_modules)]
         if host_factory is None:
             from chain import ChainMaster

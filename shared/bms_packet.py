@@ -229,7 +229,8 @@ def pack_temps_into(buf, off: int, sample_id: int, temps_dc, n: int, die_temp_dc
 
 
 def pack_status_into(
-    buf, off: int, flags: int, open_wire: int, balance: int, wiring: int, pec_errors: int, link_errors: int, cell_count: int
+    buf, off: int, flags: int, open_wire: int, balance: int, wiring: int, pec_errors: int, link_errors: int,
+    cell_count: int,
 ) -> int:
     put_u16(buf, off, flags)
     put_u16(buf, off + 2, open_wire)

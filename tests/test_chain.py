@@ -127,7 +127,7 @@ def test_a_module_that_drops_out_is_not_reported_before_the_debounce():
     h = rig.host
     assert rig.run_until(lambda: h.cycle_count >= 2, 1000)
     rig.modules[2].mute = {P.COLLECT, P.GET_CELLS, P.GET_TEMPS, P.GET_STATUS}
-    for k in range(h.missing_after - 1):
+    for _ in range(h.missing_after - 1):
         _next_cycle(rig)
         assert not h.missing[3] and h.fresh[3] == 0
         assert h.cell_100uv(3, 0) == P.CELL_UNKNOWN  # unknown at once, missing only after the debounce

@@ -36,7 +36,7 @@ def _run(rig, cycles=CYCLES):
     complete = 0
     for _ in range(cycles):
         c = h.cycle_count
-        assert rig.run_until(lambda: h.cycle_count > c, 1000)
+        assert rig.run_until(lambda c=c: h.cycle_count > c, 1000)
         _check_nothing_wrong(h)
         if all(h.fresh[a] == FRESH_ALL for a in range(1, N + 1)):
             complete += 1

@@ -75,7 +75,7 @@ def test_corruption_rate_and_seed_reproducible():
         link.a.write(data)
         clock.advance_us(len(data) * 40 + 40)
         got = link.b.read()
-        return sum(1 for x, y in zip(data, got) if x != y), got
+        return sum(1 for x, y in zip(data, got, strict=True) if x != y), got
 
     bad, got = run(7)
     assert 60 <= bad <= 150  # 1 % of 10 240 bytes

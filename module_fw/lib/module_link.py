@@ -113,7 +113,8 @@ class LinkPacket:
 class ModuleLink:
     """Store-and-forward cascade link of one module (see the module docstring for the interface)."""
 
-    def __init__(self, up_uart, down_uart, *, up_dir=None, down_dir=None, up_slots: int = 8, down_slots: int = 4) -> None:
+    def __init__(self, up_uart, down_uart, *, up_dir=None, down_dir=None, up_slots: int = 8,
+                 down_slots: int = 4) -> None:
         self.up_uart = up_uart
         self.down_uart = down_uart
         self.up_dir = up_dir
