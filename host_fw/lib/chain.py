@@ -195,6 +195,7 @@ class ChainMaster:
 
         self._dec = PacketDecoder()
         self._w = PacketWriter()
+        self._views = [None] * (MAX_FRAME + 1)
         self._rxbuf = bytearray(128)
         self._wake = bytes(WAKE_LEN)
         self._seq = 0
@@ -302,7 +303,11 @@ class ChainMaster:
     def _send(self, dst: int, ptype: int, plen: int) -> int:
         self._seq = (self._seq + 1) & 0xFF
         n = self._w.finish(dst, ADDR_HOST, ptype, self._seq, plen)
-        self._write(self._w.frame_mv[:n])
+        v = self._views[n]
+        if v is None:  # ``write`` takes no length: one view per frame length, made once
+            v = self._w.frame_mv[:n]
+            self._views[n] = v
+        self._write(v)
         return self._seq
 
     def _write(self, data) -> None:

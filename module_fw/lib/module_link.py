@@ -71,6 +71,9 @@ class FrameQueue:
         self.lens = bytearray(slots)
         self.head = 0
         self.count = 0
+        # ``write`` takes no length: one view per (slot, frame length) actually used, made once, so the
+        # steady state allocates nothing (a handful of frame lengths occur: requests, CELLS, TEMPS, STATUS).
+        self._views = {}
 
     def push(self, src, n: int) -> bool:
         if self.count >= self.slots or n > MAX_FRAME:
@@ -88,9 +91,14 @@ class FrameQueue:
         """Write the oldest frame to ``uart`` (whole) and drop it from the queue."""
         o = self.head * MAX_FRAME
         n = self.lens[self.head]
+        key = o + n
+        v = self._views.get(key)
+        if v is None:
+            v = self.mv[o : o + n]
+            self._views[key] = v
         if dir_pin is not None:
             dir_pin.value = True
-        uart.write(self.mv[o : o + n])
+        uart.write(v)
         if dir_pin is not None:
             dir_pin.value = False
         self.head = (self.head + 1) % self.slots
