@@ -321,3 +321,18 @@ def test_unanswered_command_is_resent_a_bounded_number_of_times():
     assert rig.links[0].a.bytes_written > sent0
     _next_cycle(rig)
     _assert_cycle_data_right(rig, (1, 2, 3))  # and the chain carries on
+
+
+def test_a_module_that_rebooted_and_lost_its_address_is_found_again():
+    rig = ChainRig(4)
+    h = rig.host
+    assert rig.run_until(lambda: h.cycle_count >= 2, 1000)
+    rig.modules[2].link.address = 0  # module 3 restarted (deep sleep wake restarts code.py)
+    _next_cycle(rig)
+    assert h.fresh[3] == 0 and h.cell_100uv(3, 0) == P.CELL_UNKNOWN
+    _assert_cycle_data_right(rig, (1, 2, 4))  # the others are not disturbed
+    e = h.enumerations
+    assert rig.run_until(lambda: h.enumerations > e and h.fresh[3] == FRESH_ALL, 3000)
+    assert rig.modules[2].link.address == 3 and not h.missing[3]
+    _next_cycle(rig)
+    _assert_cycle_data_right(rig, range(1, 5))
