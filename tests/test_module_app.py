@@ -321,3 +321,30 @@ def test_unused_channels_stay_out_of_min_max_sum():
     app = rig.app
     assert app.min_cell_100uv == 33000 and app.max_cell_100uv == 33600
     assert app.sum_cells_mv == sum(range(3300, 3361, 10))
+
+
+def test_one_corrupted_group_is_retried_and_counted():
+    rig = started([3300 + i for i in range(12)])
+    rig.cycle()
+    before = rig.status()[4]
+    rig.sample()
+    rig.model.inject_pec_errors(1)  # the first group read after this SAMPLE comes back with a bad PEC
+    assert rig.cells() == [33000 + 10 * i for i in range(12)]
+    flags, _, _, _, pec_errors, _, _ = rig.status()
+    assert pec_errors == before + 1
+    assert not flags & P.FLAG_AFE_FAULT
+
+
+def test_bad_requests_get_a_reason_and_change_nothing():
+    rig = started([3400, 3300, 3300, 3300])
+    rig.cycle()
+    r = rig.request(1, P.BALANCE, bytes([0x10, 0x27, 5]))  # 3 bytes, needs 4
+    assert r[1] == P.NACK and r[3] == bytes([P.BALANCE, P.NACK_BAD_LENGTH])
+    buf = bytearray(P.BALANCE_LEN)
+    P.pack_balance_into(buf, 0, 60000, 600)  # 6.0 V target: not a cell voltage
+    r = rig.request(1, P.BALANCE, bytes(buf))
+    assert r[1] == P.NACK and r[3] == bytes([P.BALANCE, P.NACK_BAD_VALUE])
+    r = rig.request(1, 0x42)
+    assert r[1] == P.NACK and r[3] == bytes([0x42, P.NACK_UNKNOWN_TYPE])
+    rig.cycle()
+    assert rig.model.discharge_mask == 0 and rig.status()[2] == 0
