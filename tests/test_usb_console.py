@@ -260,7 +260,7 @@ def test_random_bytes_never_crash_and_every_line_is_json(data):
         r.cycle()
     while r.pc.in_waiting:
         msg = json.loads(r.pc.readline())
-        assert msg["type"] == "reply"
+        assert msg["type"] in ("reply", "status")  # random bytes may spell "status"
     assert r.ask("get ov_trip_mv")["ok"]
 
 
