@@ -61,7 +61,7 @@ def soc_from_ocv(chemistry: str, mv: float) -> float:
     table = OCV_TABLES[chemistry]
     if mv <= table[0][1]:
         return 0.0
-    for (s0, v0), (s1, v1) in zip(table, table[1:]):
+    for (s0, v0), (s1, v1) in zip(table, table[1:], strict=False):
         if mv <= v1:
             return (s0 + (s1 - s0) * (mv - v0) / (v1 - v0)) / 1000.0
     return SOC_MAX

@@ -107,7 +107,7 @@ class Recorder:
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
         err = [(a - b) if _ok(a) and _ok(b) else float("nan")
-               for a, b in zip(self._col("soc_pct"), self._col("true_soc_pct"))]
+               for a, b in zip(self._col("soc_pct"), self._col("true_soc_pct"), strict=True)]
         ax2.plot(x, err, color="C3")
         ax2.axhline(3, color="grey", lw=0.6, ls=":")
         ax2.axhline(-3, color="grey", lw=0.6, ls=":")

@@ -517,6 +517,13 @@ class Firmware:
     def host_full(self) -> bool:
         return self.soc.full_seen
 
+    def host_spread_mv(self):
+        """The spread the host computes (integer mV cells), None when unknown."""
+        from protection import UNKNOWN
+
+        v = self.host.pack.spread_mv
+        return None if v == UNKNOWN else v
+
     def host_cells_mv(self) -> list:
         chain = self.chain
         out = []

@@ -67,8 +67,9 @@ def main(argv=None) -> int:
     if fails:
         print("FAILED: " + "; ".join(fails))
         return 1
+    speed = summary["simulated_s"] / max(1e-9, summary["wall_s"])
     print("PASSED: %s, %.0f s simulated in %.1f s (%.0f× real time)" % (
-        args.scenario, summary["simulated_s"], summary["wall_s"], summary["simulated_s"] / max(1e-9, summary["wall_s"])))
+        args.scenario, summary["simulated_s"], summary["wall_s"], speed))
     return 0
 
 

@@ -21,7 +21,7 @@ def test_host_finds_every_module_and_measures_the_models_cells(booted):
     host = rig.fw.host_cells_mv()
     truth = rig.pack.cell_mv_list()
     assert len(host) == 16
-    for h, t in zip(host, truth):
+    for h, t in zip(host, truth, strict=True):
         assert h == pytest.approx(t, abs=1.0)  # 100 µV LSB, one instant
 
 

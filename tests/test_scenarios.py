@@ -90,9 +90,13 @@ def test_hot_board_derates_then_stops_bleeding_without_a_pack_trip(results):
 
 def test_reduced_full_cycle_charges_balances_and_discharges(tmp_path):
     summary, fails, rig = scenarios.run_scenario("full_cycle", out_dir=str(tmp_path), cells=8, modules=2,
-                                                 capacity_ah=1.0, plots=False)
+                                                 capacity_ah=1.0, soc_spread_pct=0.3, plots=False)
     assert fails == []
+    assert summary["spread_before_balance_mv"] > 10.0  # there was something to balance
+    assert summary["balance_time_s"] > 0
     assert summary["final_spread_mv"] <= 1.0
+    assert summary["final_true_spread_mv"] <= 2.0
+    assert sum(rig.pack.bleed_as) > 0
     assert summary["soc_error_max_pct"] <= 3.0
     assert summary["soc_error_after_full_pct"] <= 1.0
     assert [t["cause"] for t in summary["trips"]] == ["uv"]
