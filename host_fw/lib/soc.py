@@ -19,7 +19,8 @@ count is exact: no float, no rounding, nothing lost between readings.
 
 API::
 
-    soc = SocCounter(capacity_mah, full_charge_mv, cutoff_mv, tail_current_ma, full_hold_ms, empty_hold_ms)
+    soc = SocCounter(capacity_mah, full_charge_mv, cutoff_mv, tail_current_ma, full_hold_ms, empty_hold_ms,
+                     chemistry=-1)          # chemistry 0 LFP / 1 NMC / 2 LTO: first-start SOC from the rest voltage
     soc.configure(...same arguments...)     # after a settings change (keeps SOC %, forgets a learned capacity
                                             # only when the design capacity changes)
     events = soc.update(current_ma, now_ms, cell_min_mv, cell_max_mv)   # 0 or EV_* bits; cells 0 = unknown
@@ -43,6 +44,31 @@ EV_FULL = 1  # re-anchored to 100 %
 EV_EMPTY = 2  # re-anchored to 0 %
 EV_LEARNED = 4  # a new capacity was learned
 EV_CYCLE = 8  # the cycle count moved
+EV_SEEDED = 16  # first start: the charge was estimated from the rest voltage
+
+# Typical open-circuit voltage at 25 C of commercial cells, (SOC per mille, cell mV) pairs, flat, increasing.
+# Used only at the very first start (no saved state): a rest voltage is a better guess than 50 %.
+# Index = chemistry code (bms_settings: 0 LFP, 1 NMC, 2 LTO). LFP is flat mid-range: a rough guess there.
+OCV_MV = (
+    (0, 2500, 10, 2800, 50, 3100, 100, 3200, 200, 3250, 300, 3275, 400, 3290, 500, 3300, 600, 3310,
+     700, 3325, 800, 3335, 900, 3345, 950, 3360, 980, 3400, 1000, 3580),
+    (0, 3000, 20, 3300, 50, 3450, 100, 3550, 200, 3620, 300, 3660, 400, 3710, 500, 3760, 600, 3830,
+     700, 3910, 800, 3990, 900, 4080, 950, 4130, 1000, 4190),
+    (0, 1700, 20, 1950, 50, 2080, 100, 2150, 200, 2200, 300, 2230, 400, 2250, 500, 2270, 600, 2290,
+     700, 2320, 800, 2360, 900, 2420, 950, 2480, 990, 2580, 1000, 2700),
+)
+
+
+def ocv_soc_permille(cell_mv: int, chemistry: int) -> int:
+    """SOC (per mille) of a cell resting at ``cell_mv``, by linear interpolation in ``OCV_MV``."""
+    t = OCV_MV[chemistry]
+    if cell_mv <= t[1]:
+        return 0
+    for k in range(2, len(t), 2):
+        if cell_mv <= t[k + 1]:
+            s0, v0, s1, v1 = t[k - 2], t[k - 1], t[k], t[k + 1]
+            return s0 + (s1 - s0) * (cell_mv - v0) // (v1 - v0)
+    return 1000
 
 # accumulators: [mah, rem_mams] pairs, in one list so updating them allocates nothing
 _NET = 0  # charge in the pack (clamped 0..capacity)
@@ -69,6 +95,7 @@ class SocCounter:
         tail_current_ma: int,
         full_hold_ms: int,
         empty_hold_ms: int,
+        chemistry: int = -1,
     ) -> None:
         self._acc = [0, 0, 0, 0, 0, 0, 0, 0]
         self.design_mah = capacity_mah
@@ -82,8 +109,13 @@ class SocCounter:
         self._full_timing = False
         self._empty_since_ms = 0
         self._empty_timing = False
-        self.configure(capacity_mah, full_charge_mv, cutoff_mv, tail_current_ma, full_hold_ms, empty_hold_ms)
-        self._acc[_NET] = capacity_mah // 2  # unknown at first start: say 50 % until an anchor
+        self.chemistry = -1
+        self.configure(capacity_mah, full_charge_mv, cutoff_mv, tail_current_ma, full_hold_ms, empty_hold_ms,
+                       chemistry)
+        # Unknown at first start: 50 % until the first reading at rest (with a chemistry: its OCV estimate),
+        # an anchor, a manual SOC or a restored record.
+        self._acc[_NET] = capacity_mah // 2
+        self.seeded = False
 
     def configure(
         self,
@@ -93,7 +125,9 @@ class SocCounter:
         tail_current_ma: int,
         full_hold_ms: int,
         empty_hold_ms: int,
+        chemistry: int = -1,
     ) -> None:
+        """New settings. ``chemistry`` (0 LFP, 1 NMC, 2 LTO; -1 = keep) enables the first-start OCV estimate."""
         if capacity_mah <= 0:
             raise ValueError("capacity_mah must be > 0")
         if capacity_mah != self.design_mah:
@@ -109,6 +143,8 @@ class SocCounter:
         self.tail_current_ma = tail_current_ma
         self.full_hold_ms = full_hold_ms
         self.empty_hold_ms = empty_hold_ms
+        if 0 <= chemistry < len(OCV_MV):
+            self.chemistry = chemistry
 
     # -- readings -----------------------------------------------------------------------------
     @property
@@ -170,6 +206,7 @@ class SocCounter:
         self._acc[_NET] = self.capacity_mah * pct // 100
         self._acc[_NET + 1] = 0
         self._flags &= ~(_F_LEARN | _F_FULL | _F_EMPTY)
+        self.seeded = True
 
     # -- counting -----------------------------------------------------------------------------
     def _add(self, k: int, mams: int) -> None:
@@ -216,6 +253,13 @@ class SocCounter:
         self._last_ms = now_ms
 
         cap = self.capacity_mah
+        if not self.seeded and self.chemistry >= 0 and cell_min_mv > 0 and cell_max_mv > 0:
+            if -self.tail_current_ma <= current_ma <= self.tail_current_ma:
+                pm = ocv_soc_permille((cell_min_mv + cell_max_mv) // 2, self.chemistry)
+                self._acc[_NET] = cap * pm // 1000 if cap < 1000000 else cap // 1000 * pm
+                self._acc[_NET + 1] = 0
+                self.seeded = True
+                events |= EV_SEEDED
         # cycle count: one per capacity discharged
         if self._acc[_DSG] - self._cycle_mark_mah >= cap:
             self._cycle_mark_mah += cap
@@ -287,6 +331,7 @@ class SocCounter:
         self.learned_mah = f[9]
         self.cycles = f[10]
         self._flags = f[12]
+        self.seeded = True
         self._full_timing = False
         self._empty_timing = False
         return True

@@ -1,6 +1,16 @@
 """Coulomb counter: exact integer counts, wrap-safe ticks, anchors, learned capacity, counters. Runs on MicroPython."""
 
-from soc import EV_CYCLE, EV_EMPTY, EV_FULL, EV_LEARNED, MAMS_PER_MAH, RECORD_LEN, SocCounter
+from soc import (
+    EV_CYCLE,
+    EV_EMPTY,
+    EV_FULL,
+    EV_LEARNED,
+    EV_SEEDED,
+    MAMS_PER_MAH,
+    RECORD_LEN,
+    SocCounter,
+    ocv_soc_permille,
+)
 from upy_check import raises
 
 PERIOD = 1 << 29
@@ -154,3 +164,30 @@ def test_new_design_capacity_keeps_soc_percent():
 def test_manual_soc_range():
     s = _soc()
     raises(ValueError, s.set_soc_pct, 101)
+
+
+def test_first_start_estimates_from_the_rest_voltage():
+    s = SocCounter(100000, 4200, 3000, 2000, 30000, 5000, chemistry=1)  # NMC
+    assert s.soc_pct == 50 and not s.seeded
+    assert not s.update(-20000, 0, 3600, 3620) & EV_SEEDED  # under load: no OCV guess
+    assert s.update(-500, 1000, 3750, 3770) & EV_SEEDED  # at rest: 3760 mV is half full on NMC
+    assert s.soc_pct == 50 and s.seeded
+    s.update(0, 2000, 4000, 4000)
+    assert s.soc_pct == 50  # only once
+
+
+def test_ocv_estimate_per_chemistry_and_not_after_a_restore():
+    assert ocv_soc_permille(2400, 0) == 0 and ocv_soc_permille(3700, 0) == 1000
+    assert ocv_soc_permille(3990, 1) == 800 and ocv_soc_permille(2270, 2) == 500
+    a = SocCounter(100000, 4200, 3000, 2000, 30000, 5000, chemistry=1)
+    a.set_soc_pct(20)
+    assert not a.update(0, 0, 4100, 4100) & EV_SEEDED and a.soc_pct == 20
+    buf = bytearray(RECORD_LEN)
+    a.pack_into(buf)
+    b = SocCounter(100000, 4200, 3000, 2000, 30000, 5000, chemistry=1)
+    assert b.unpack_from(buf)
+    b.update(0, 0, 4100, 4100)
+    assert b.soc_pct == 20
+    c = _soc()  # no chemistry: stays at 50 % until an anchor
+    c.update(0, 0, 4100, 4100)
+    assert c.soc_pct == 50
