@@ -61,7 +61,9 @@ def _boot(nvm, **kw):
 def test_empty_store_gives_factory_defaults_and_says_so():
     s, st = _boot(FlashNvm())
     assert s.values() == factory_values()
-    assert st.source == "none" and "factory defaults" in st.note
+    assert st.source == "none" and st.note == "store empty: factory defaults"
+    s, st = _boot(bytearray(8192))  # zero-filled: also empty, not "corrupt"
+    assert st.note == "store empty: factory defaults"
 
 
 def test_records_alternate_between_the_two_pages_one_erase_each():

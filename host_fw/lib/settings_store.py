@@ -119,7 +119,8 @@ class SettingsStore:
         head = bytes(nvm[off : off + HDR_LEN])
         magic, version, rslot, seq, e0, e1, n, soc_len = struct.unpack_from(_HDR, head, 0)
         if magic != MAGIC:
-            return "empty" if head == b"\xff" * HDR_LEN else "corrupt"
+            # erased flash reads 0xFF; a fresh RAM-backed or zero-filled store reads 0x00
+            return "empty" if head == b"\xff" * HDR_LEN or head == bytes(HDR_LEN) else "corrupt"
         if rslot != slot or n > 255:
             return "corrupt"
         ln = record_len(n, soc_len)
