@@ -113,7 +113,7 @@ class SettingsStore:
 
     # -- reading ------------------------------------------------------------------------------
     def _parse(self, slot: int):
-        """``(seq, version, erases0, erases1, n, soc_len)`` of a valid record in ``slot``, else a reason str."""
+        """``(seq, version, erases0, erases1, n, soc_len, record)`` of a valid record, else "empty"/"corrupt"."""
         off = self._offsets[slot]
         nvm = self._nvm
         head = bytes(nvm[off : off + HDR_LEN])
