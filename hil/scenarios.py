@@ -169,7 +169,7 @@ class FullCycle(Scenario):
 
 class OvCharge(Scenario):
     name = "ov_charge"
-    doc = "a charger set too high (3.8 V/cell LFP) keeps pushing: cell over-voltage trips and stops the charge"
+    doc = "a charger set 0.2 V/cell above the OV trip keeps pushing: cell over-voltage trips and stops the charge"
     soc = 0.98
     estimate_s = 200.0
     expect_trips = ("ov",)
