@@ -4,7 +4,7 @@ import random
 
 from bms_settings import Settings
 from settings_store import SettingsStore
-from soc import RECORD_LEN, SocCounter
+from soc import SocCounter
 from soc_persist import NVM_LEN, SocPersist
 from test_settings_store import FlashNvm
 
@@ -148,6 +148,3 @@ def test_a_year_of_daily_cycles_stays_within_the_erase_budget():
     assert sum(erases) <= 4 * 365 + 16, erases
     assert h.soc.cycles >= 350
 
-
-def test_record_sizes_fit():
-    assert NVM_LEN == 4 + RECORD_LEN
