@@ -8,7 +8,8 @@ line-based command parser/dispatcher. Works over any stream with ``in_waiting``,
 (chosen in ``code.py``), a pyserial port or ``hil.sim_serial`` on a PC.
 
 The status line is written into a preallocated buffer with hand-formatted integers (no ``json.dumps``,
-no f-strings on the hot path). Commands allocate while they run: they are rare and come from a person.
+no f-strings on the hot path) and sent through a cached view per line length: no allocation per cycle.
+Commands allocate while they run: they are rare and come from a person.
 Malformed input gets an error reply line, never an exception out of :meth:`UsbConsole.poll`.
 
 The console reaches the rest of the host only through a *host facade* (duck-typed)::
@@ -180,6 +181,9 @@ class UsbConsole:
         self.streaming = True
         self.names = getattr(facade, "condition_names", CONDITION_NAMES)
         self._out = JsonLine(STATUS_MAX)
+        # a view of the status buffer per line length seen: slicing a memoryview allocates, and a status
+        # line takes only a few dozen lengths, so the steady state allocates nothing
+        self._views = {}
         self._line = bytearray(LINE_MAX)
         self._n = 0
         self._discarding = False
@@ -323,7 +327,13 @@ class UsbConsole:
         if w.overflow:
             self._send(b'{"type":"status","error":"status line too long"}\n')
             return 0
-        self._send(w.mv[:n])
+        v = self._views.get(n)
+        if v is None:
+            if len(self._views) >= 64:
+                self._views.clear()
+            v = w.mv[:n]
+            self._views[n] = v
+        self._send(v)
         return n
 
     # -- input --------------------------------------------------------------------------------
