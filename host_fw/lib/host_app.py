@@ -14,6 +14,7 @@ See ``docs/host.md``. The steady-state ``step`` allocates nothing.
 """
 
 from adafruit_ticks import ticks_diff
+from calibration import Calibrator
 from calibration import apply as calibration_apply
 from chain import FRESH_ALL, S_ASLEEP, S_ENUM, S_WAKE, S_WAKE_WAIT
 from micropython import const
@@ -173,6 +174,9 @@ class HostApp:
         self._reset_requested = False
         self._status_due = False
         self._note_cleared = False
+        self.calibrator = Calibrator()
+        self.cal_error = ""
+        self.raw_current_ma = UNKNOWN
         self.healthy = True
 
     # -- requests from the user interfaces ------------------------------------------------------
@@ -214,6 +218,17 @@ class HostApp:
         v = self.pack.total_mv
         i = self.current_ma
         return (v // 1000) * i + ((v % 1000) * i) // 1000
+
+    @property
+    def state_key(self) -> str:
+        """A short ASCII word for machines (the console's "state"): starting, waking, checking, standby,
+        idle, charging, discharging, precharging, fault, sleeping."""
+        st = self.state
+        if st == ST_RUNNING:
+            if self.switches.state_text == "precharging":
+                return "precharging"
+            return ("idle", "charging", "discharging")[self.sub]
+        return ("starting", "waking", "checking", "standby", "", "fault", "sleeping")[st]
 
     @property
     def state_text(self) -> str:
@@ -476,8 +491,11 @@ class HostApp:
         sensor_fault = False
         if cur is not None:
             if cur.read():
+                self.raw_current_ma = cur.current_ma
                 self.current_ma = self._calibrated(cur.current_ma)
                 self.bus_mv = cur.bus_mv
+                if self.calibrator.busy:
+                    self._calibrate_step(now_ms)
             else:
                 self.current_ma = UNKNOWN
                 self.bus_mv = UNKNOWN
@@ -521,6 +539,21 @@ class HostApp:
             self._standby_cycles += 1
         self._soc_and_balance(now_ms)
         self._status_due = True
+
+    def _calibrate_step(self, now_ms: int) -> None:
+        cal = self.calibrator
+        if not cal.feed(self.raw_current_ma, self._cal_off):
+            return
+        if not cal.name:
+            self.cal_error = cal.error
+            return
+        try:
+            self.settings.set(cal.name, cal.value)
+        except ValueError as e:
+            self.cal_error = str(e)
+            return
+        self.cal_error = ""
+        self.settings_changed(now_ms)
 
     def _calibrated(self, raw_ma: int) -> int:
         if self._cal_off == 0 and self._cal_gain == 1000000:
@@ -622,7 +655,7 @@ class HostApp:
     def fill_status(self, st) -> None:
         """Fill the console's preallocated ``Status`` (allocates nothing)."""
         pack = self.pack
-        st.state = self.state_text
+        st.state = self.state_key
         st.pack_mv = pack.total_mv if pack.total_mv != UNKNOWN else 0
         st.current_ma = self.current_ma if self.current_ma != UNKNOWN else 0
         soc = self.soc
@@ -660,14 +693,44 @@ class HostApp:
         st.warnings = self.protection.warnings
         st.faults = self.protection.tripped
         st.latched = self.protection.tripped & (1 << SC)
-        if self.store is not None:
-            st.nvm_pending = 1 if self.store.pending else 0
-        st.note = self.config_text
+        store = self.store
+        if store is not None:
+            st.nvm_erases0 = store.erases[0]
+            st.nvm_erases1 = store.erases[1]
+            st.nvm_pending = 1 if store.pending else 0
+        if self.soc_persist is not None:
+            st.soc_source = self.soc_persist.source
+        if self.state == ST_FAULT and self.fault_cause != FC_PROTECTION:
+            st.note = self.state_text
+        elif self.cal_error:
+            st.note = self.cal_error
+        elif store is not None:
+            st.note = store.note
+        else:
+            st.note = ""
 
     def reset_latch(self, now_ms: int) -> str:
         if not self.protection.tripped & (1 << SC) and not self.switches.fault:
             return "nothing latched"
+        if self.current is not None and self.protection.tripped & (1 << SC):
+            self.current.clear_alert()
+            if self.current.sc_alert:
+                return "short circuit still present"
         self.reset()
+        return ""
+
+    def calibrate(self, kind: str, true_ma: int) -> str:
+        """Start a zero (no load) or gain (one known current) calibration over the next 10 cycles."""
+        if self.current is None or not self.current.ok:
+            return "no current sensor"
+        try:
+            if kind == "zero":
+                self.calibrator.start_zero(10)
+            else:
+                self.calibrator.start_gain(true_ma, 10)
+        except ValueError as e:
+            return str(e)
+        self.cal_error = ""
         return ""
 
     def event_log(self) -> list:
@@ -681,7 +744,7 @@ class HostApp:
                 what = PROTECTION_TABLE[cause][0]
             else:
                 what = cause
-            out.append({"t_ms": t, "kind": KIND_NAMES[kind], "cause": what, "value": value, "where": where})
+            out.append({"t": t, "kind": KIND_NAMES[kind], "cause": what, "value": value, "where": where})
         return out
 
     def set_soc(self, pct: int) -> str:
