@@ -147,6 +147,11 @@ def main() -> None:
     try:
         while True:
             app.step(ticks_ms())
+    except KeyboardInterrupt:
+        # Ctrl-C from a developer: paths open, and no watchdog reset while they use the REPL.
+        app.switches.open_all()
+        services.stop_watchdog()
+        print("host: stopped, paths open")
     except Exception as e:  # noqa: BLE001 - never leave a path closed behind a crash
         app.switches.open_all()
         print("host: crashed:", e)
