@@ -80,19 +80,20 @@ class Scenario:
 
 
 def ideal_balance_s(rig: Rig) -> float:
-    """Ideal balancing time from now: charge to remove ÷ bleed current, every module bleeding as many cells at once
-    as "never two neighbours" and its thermal budget (the module's ``budget_mw`` of bleed heat) allow."""
+    """Ideal balancing time from now: charge to remove (down to the host's target, lowest cell + 1 mV) ÷ bleed
+    current (V/R), every module bleeding as many cells at once as "never two neighbours" and its thermal budget
+    allow (the module's ``budget_mw`` over its own heat estimate per cell, ``bleed_ma`` × V)."""
     pack = rig.pack
     v_min = min(c.ocv_v() for c in pack.cells) * 1000.0
-    soc_target = soc_from_ocv(pack.chemistry, v_min)
+    soc_target = soc_from_ocv(pack.chemistry, v_min + 1.0)
     worst = 0.0
     for m in range(pack.modules):
         cells = pack.module_cells(m)
+        app = rig.fw.boards[m].app
         excess = [max(0.0, (c.soc - soc_target) * c.capacity_as) for c in cells]
         v = sum(c.ocv_v() for c in cells) / len(cells)
         i_bleed = v / pack.bleed_ohm
-        heat_per_cell_w = v * i_bleed
-        thermal = int(rig.fw.boards[m].app.budget_mw / 1000.0 / heat_per_cell_w)
+        thermal = int(app.budget_mw // (app.bleed_ma * v))
         parallel = max(1, min((len(cells) + 1) // 2, thermal))
         t = max(max(excess) / i_bleed, sum(excess) / (i_bleed * parallel))
         worst = max(worst, t)
@@ -382,26 +383,33 @@ class SensorAbsent(Scenario):
 
 class HostSilent(Scenario):
     name = "host_silent"
-    doc = "the host goes silent: every module stops balancing and sleeps; the host comes back: all wake"
-    soc = 0.6
+    doc = "the host goes silent while balancing: every module stops bleeding and sleeps; the host comes back: all wake"
+    soc = 0.99
+    spread = Spread(capacity_pct=0.3, soc_pct=0.3, r_pct=10.0)
     estimate_s = 40.0
 
     def run(self, rig):
         rig.run_for(5.0)
+        rig.run_until(lambda r: r.pack.bleeding_cells() > 0, 30.0)
         awake_before = all(rig.fw.modules_awake())
+        bleeding_before = rig.pack.bleeding_cells()
+        t_off = rig.t_s
         rig.inject("host_off")
         slept = rig.run_until(lambda r: not any(r.fw.modules_awake()), 10.0)
         t_sleep = rig.t_s
         rig.run_for(5.0)
+        afes_asleep = all(b.model.asleep for b in rig.fw.boards)  # the LTC6811 watchdog ran out too
+        none_bleeding = rig.pack.bleeding_cells() == 0
         rig.inject("host_on")
         woke = rig.run_until(lambda r: all(r.fw.modules_awake()) and r.fw.modules_present() == r.pack.modules, 20.0)
         rig.run_for(2.0)
-        return {"awake_before": awake_before, "all_asleep": bool(slept), "asleep_after_s": round(t_sleep - 5.0, 2),
-                "all_awake_again": bool(woke), "wake_after_s": round(rig.t_s - t_sleep - 5.0, 2)}
+        return {"awake_before": awake_before, "all_asleep": bool(slept), "asleep_after_s": round(t_sleep - t_off, 2),
+                "afes_asleep": afes_asleep, "none_bleeding_asleep": none_bleeding, "bleeding_before": bleeding_before,
+                "all_awake_again": bool(woke), "wake_after_s": round(rig.t_s - t_sleep - 5.0 - 2.0, 2)}
 
     def check(self, summary, events):
         fails = super().check(summary, events)
-        for k in ("awake_before", "all_asleep", "all_awake_again"):
+        for k in ("awake_before", "all_asleep", "afes_asleep", "none_bleeding_asleep", "all_awake_again"):
             if not summary[k]:
                 fails.append("%s is false" % k)
         return fails
