@@ -23,25 +23,27 @@ Settings IDs (``SCHEMA`` position) are stored in flash next to each value: appen
 the end, never reorder or reuse a position (a removed setting keeps its row, renamed ``_unused<n>``).
 """
 
+from micropython import const
+
 try:
     from typing import Iterable, Tuple  # noqa: F401
 except ImportError:
     pass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = const(1)
 
-CHEM_LFP = 0
-CHEM_NMC = 1
-CHEM_LTO = 2
+CHEM_LFP = const(0)
+CHEM_NMC = const(1)
+CHEM_LTO = const(2)
 CHEMISTRY_NAMES = ("LFP", "NMC", "LTO")
 
-MAX_MODULES = 8
-MODULE_MIN_CELLS = 4
-MODULE_MAX_CELLS = 12
+MAX_MODULES = const(8)
+MODULE_MIN_CELLS = const(4)
+MODULE_MAX_CELLS = const(12)
 
 # Protection conditions: (name, unit suffix, "high" or "low" side).
-HIGH = 1
-LOW = 0
+HIGH = const(1)
+LOW = const(0)
 CONDITIONS = (
     ("ov", "mv", HIGH),
     ("uv", "mv", LOW),

@@ -21,14 +21,15 @@ API::
 """
 
 from adafruit_ticks import ticks_diff
+from micropython import const
 
-NONE = 0
-SEND = 1
-STOP = 2
+NONE = const(0)
+SEND = const(1)
+STOP = const(2)
 
-UNKNOWN_100UV = 0xFFFF
-ONE_MV_100UV = 10
-_RETARGET_100UV = 20
+UNKNOWN_100UV = const(0xFFFF)
+ONE_MV_100UV = const(10)
+_RETARGET_100UV = const(20)
 
 
 class BalancePolicy:

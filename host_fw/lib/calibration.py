@@ -17,11 +17,13 @@ API::
     cal.feed(raw_ma, offset_ma) -> bool                        # True when done: cal.name, cal.value to set
 """
 
-GAIN_ONE_PPM = 1000000
-GAIN_MIN_PPM = 500000
-GAIN_MAX_PPM = 1500000
-OFFSET_MAX_MA = 100000
-MIN_KNOWN_MA = 1000  # a gain from less than 1 A is mostly noise
+from micropython import const
+
+GAIN_ONE_PPM = const(1000000)
+GAIN_MIN_PPM = const(500000)
+GAIN_MAX_PPM = const(1500000)
+OFFSET_MAX_MA = const(100000)
+MIN_KNOWN_MA = const(1000)  # a gain from less than 1 A is mostly noise
 
 
 def apply(raw_ma: int, offset_ma: int, gain_ppm: int) -> int:

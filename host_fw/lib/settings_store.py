@@ -40,23 +40,24 @@ import struct
 
 from adafruit_ticks import ticks_diff
 from bms_settings import SCHEMA, SCHEMA_VERSION, check_values, factory_values, index_of
+from micropython import const
 
 try:
     from typing import Optional  # noqa: F401
 except ImportError:
     pass
 
-PAGE_SIZE = 4096
-MAGIC = 0x4D42  # "BM"
+PAGE_SIZE = const(4096)
+MAGIC = const(0x4D42)  # "BM"
 _HDR = "<HBBIIIHH"  # magic, version, slot, seq, erases page 0, erases page 1, n settings, soc_len
 HDR_LEN = struct.calcsize(_HDR)  # 20
-PAIR_LEN = 5  # setting ID u8 + value i32
-RATED_ERASES = 10000
-DAY_MS = 86400000
+PAIR_LEN = const(5)  # setting ID u8 + value i32
+RATED_ERASES = const(10000)
+DAY_MS = const(86400000)
 
 _SINGLE_PAGE_NOTE = "single 4 KiB page: a power cut during a write can lose both records"
-PENDING_SETTINGS = 1
-PENDING_SOC = 2
+PENDING_SETTINGS = const(1)
+PENDING_SOC = const(2)
 
 
 def record_len(n_settings: int, soc_len: int) -> int:

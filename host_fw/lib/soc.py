@@ -31,20 +31,21 @@ API::
 import struct
 
 from adafruit_ticks import ticks_diff
+from micropython import const
 
 try:
     from typing import Optional  # noqa: F401
 except ImportError:
     pass
 
-MAMS_PER_MAH = 3600000  # mA·ms in one mAh
-_MAX_MAMS = 1 << 29  # integrate long gaps in slices so current * dt stays a small int on the board
+MAMS_PER_MAH = const(3600000)  # mA·ms in one mAh
+_MAX_MAMS = const(1 << 29)  # integrate long gaps in slices so current * dt stays a small int on the board
 
-EV_FULL = 1  # re-anchored to 100 %
-EV_EMPTY = 2  # re-anchored to 0 %
-EV_LEARNED = 4  # a new capacity was learned
-EV_CYCLE = 8  # the cycle count moved
-EV_SEEDED = 16  # first start: the charge was estimated from the rest voltage
+EV_FULL = const(1)  # re-anchored to 100 %
+EV_EMPTY = const(2)  # re-anchored to 0 %
+EV_LEARNED = const(4)  # a new capacity was learned
+EV_CYCLE = const(8)  # the cycle count moved
+EV_SEEDED = const(16)  # first start: the charge was estimated from the rest voltage
 
 # Typical open-circuit voltage at 25 C of commercial cells, (SOC per mille, cell mV) pairs, flat, increasing.
 # Used only at the very first start (no saved state): a rest voltage is a better guess than 50 %.
@@ -71,14 +72,14 @@ def ocv_soc_permille(cell_mv: int, chemistry: int) -> int:
     return 1000
 
 # accumulators: [mah, rem_mams] pairs, in one list so updating them allocates nothing
-_NET = 0  # charge in the pack (clamped 0..capacity)
-_CHG = 2  # charged throughput
-_DSG = 4  # discharged throughput
-_LEARN = 6  # net discharge since the last full anchor
+_NET = const(0)  # charge in the pack (clamped 0..capacity)
+_CHG = const(2)  # charged throughput
+_DSG = const(4)  # discharged throughput
+_LEARN = const(6)  # net discharge since the last full anchor
 
-_F_FULL = 1  # full latch (anchored full, not yet discharged below 97 %)
-_F_EMPTY = 2  # empty latch
-_F_LEARN = 4  # a full-to-empty run is in progress
+_F_FULL = const(1)  # full latch (anchored full, not yet discharged below 97 %)
+_F_EMPTY = const(2)  # empty latch
+_F_LEARN = const(4)  # a full-to-empty run is in progress
 
 _FMT = "<iiIIIIiiIIIIB"
 RECORD_LEN = struct.calcsize(_FMT)  # 49 bytes

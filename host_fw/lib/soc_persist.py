@@ -28,6 +28,7 @@ import struct
 
 from adafruit_ticks import ticks_diff
 from bms_link import crc16_ccitt
+from micropython import const
 from soc import EV_EMPTY, EV_FULL, EV_LEARNED, RECORD_LEN
 
 try:
@@ -35,8 +36,8 @@ try:
 except ImportError:
     pass
 
-SLEEP_MAGIC = 0x534F  # "OS"
-SLEEP_VERSION = 1
+SLEEP_MAGIC = const(0x534F)  # "OS"
+SLEEP_VERSION = const(1)
 # sleep_memory layout at ``offset``: magic u16, version u8, pad u8, gen u32, SOC record, crc16 u16
 _SM_HDR = "<HBBI"
 SLEEP_LEN = 8 + RECORD_LEN + 2
