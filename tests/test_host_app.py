@@ -424,3 +424,24 @@ def test_changing_the_module_count_setting_rechecks_the_chain():
     assert h.until(lambda: h.app.state == ST_FAULT, 1000)
     assert not h.chg.value and not h.dsg.value
     assert "expected 7 / 84" in h.app.state_text
+
+
+def test_noisy_link_never_crashes_and_never_runs_on_unknown_cells():
+    h = HostRig()
+    h.start()
+    h.rig.set_faults(byte_corrupt_prob=0.002)
+    closed_while_missing_ms = 0
+    worst = 0
+    end = h.clock.total_ms + 20000
+    while h.clock.total_ms < end:
+        h.until(lambda: True, 2)
+        if h.app.pack.missing_count and (h.chg.value or h.dsg.value):
+            closed_while_missing_ms += 2
+            worst = max(worst, closed_while_missing_ms)
+        else:
+            closed_while_missing_ms = 0
+    # a path may stay closed over missing data only for the missing-module debounce (plus a cycle)
+    assert worst <= h.settings.get("module_missing_ms") + 400
+    h.rig.set_faults(byte_corrupt_prob=0.0)
+    assert h.until(lambda: h.chg.value and h.dsg.value and h.app.pack.known_cells == 96, 10000)
+    assert h.app.chain.crc_errors > 0  # the noise really reached the host
