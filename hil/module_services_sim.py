@@ -194,6 +194,13 @@ class HostProbe:
             if d.ready:
                 self.replies.append((d.src, d.type, d.seq, bytes(d.payload[: d.length])))
 
+    def take_all(self, seq: int) -> list:
+        """Every reply with ``seq`` so far (removed from ``replies``), in arrival order."""
+        self.poll()
+        got = [r for r in self.replies if r[2] == seq]
+        self.replies = [r for r in self.replies if r[2] != seq]
+        return got
+
     def take(self, seq: int):
         """The reply with ``seq`` (removed from ``replies``), or None."""
         self.poll()

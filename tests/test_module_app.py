@@ -348,3 +348,39 @@ def test_bad_requests_get_a_reason_and_change_nothing():
     assert r[1] == P.NACK and r[3] == bytes([0x42, P.NACK_UNKNOWN_TYPE])
     rig.cycle()
     assert rig.model.discharge_mask == 0 and rig.status()[2] == 0
+
+
+def test_a_repeated_sample_id_is_one_instant():
+    rig = started([3300] * 12)
+    rig.cycle()
+    n_adcv = sum(1 for _, code in rig.model.commands if code & 0x668 == 0x260)
+    rig.sid += 1
+    for _ in range(2):  # the host sends every SAMPLE twice
+        rig.host.send(P.ADDR_BROADCAST, P.SAMPLE, bytes([rig.sid]))
+        rig.run(1)
+    rig.cells()
+    assert sum(1 for _, code in rig.model.commands if code & 0x668 == 0x260) == n_adcv + 1
+
+
+def test_collect_gets_cells_temps_and_status_with_its_seq():
+    rig = started([3300 + i for i in range(12)])
+    rig.cycle()
+    rig.sample()
+    rig.run(3)  # the host's settle time
+    seq = rig.host.send(P.ADDR_BROADCAST, P.COLLECT, bytes([7]))
+    got = []
+    for _ in range(20):
+        rig.run(1)
+        got += rig.host.take_all(seq)
+    assert sorted(r[1] for r in got) == [P.CELLS, P.TEMPS, P.STATUS]
+    cells = [r for r in got if r[1] == P.CELLS][0][3]
+    assert cells[0] == rig.sid and cells[1] == 12
+    assert P.get_u16(cells, 2) == 33000 and P.get_u16(cells, 2 + 2 * 11) == 33110
+    temps = [r for r in got if r[1] == P.TEMPS][0][3]
+    assert temps[0] == rig.sid  # this sample's id (values from the conversions after the last one)
+    # A COLLECT whose bitmap selects only module 2 is not for us: no answer.
+    buf = bytearray(4)
+    n = P.pack_collect_into(buf, 0, 7, [0, 0, 1], 2)
+    seq = rig.host.send(P.ADDR_BROADCAST, P.COLLECT, bytes(buf[:n]))
+    rig.run(20)
+    assert rig.host.take_all(seq) == []

@@ -43,11 +43,12 @@ _STAT = const(3)
 _OW = const(4)  # open-wire phases 0..3 in _ow_phase
 
 _WIRING_100UV = const(500)  # an unused channel at or above 50 mV is a wiring fault
-_STALE_RETRY_MS = const(3)  # extra wait for a conversion that has not landed yet
 _MAX_PACKETS = const(8)  # handled per step: bounds the time of one step
 _HEAT_RELEASE_DC = const(50)  # the heat limit releases 5 C below the limit
 _SLEEP_DRAIN_MS = const(20)  # after SLEEP: let the forwarded frame leave before the MCU stops
 _NO_SEQ = const(-1)
+_REPEAT_MS = const(1000)  # a SAMPLE with the last id within this time is the host's repeat
+_POLL_TRIES = const(4)  # 1 ms polls (PLADC) for a conversion that is not done at its nominal time
 
 # alarm.sleep_memory layout (survives deep sleep, not power loss).
 _SM_MAGIC = const(0xB5)
@@ -265,8 +266,13 @@ class ModuleApp:
         elif t == P.PING:
             link.reply(P.PONG, pkt.seq, 0)
         elif t == P.SAMPLE:
-            if pkt.length == P.SAMPLE_LEN:
-                self._start_sample(pkt.payload[0], now_ms)
+            if pkt.length != P.SAMPLE_LEN:
+                return
+            sid = pkt.payload[0]
+            # The host sends each SAMPLE twice: one instant per sample id (ids repeat only after 256 cycles).
+            if self._have_sample and sid == self.sample_id and ticks_diff(now_ms, self._last_sample_ms) < _REPEAT_MS:
+                return
+            self._start_sample(sid, now_ms)
         elif t == P.GET_CELLS:
             if not self._have_sample:
                 self._nack(pkt, P.NACK_NOT_READY)
@@ -378,14 +384,15 @@ class ModuleApp:
         self.sample_id = sample_id
         self._have_sample = True
         self._cells_ready = False
-        self._temps_ready = False
+        # Temperatures come from the GPIO/die conversions that follow each cell reading, so a SAMPLE's TEMPS
+        # answer carries the previous cycle's (<= 200 ms old) values and is ready at once; only the first waits.
         self._cells_failed = False
         self._last_sample_ms = now_ms
         afe = self.afe
         afe.wake()
         afe.write_config()  # after a watchdog reset the AFE forgot REFON, DCTO and DCC
         afe.start_cells(MODE_NORMAL, False)  # DCP = 0: each switch opens while its cell converts
-        self._begin(_CELLS, now_ms, conversion_ms(MODE_NORMAL, "cells"))
+        self._begin(_CELLS, now_ms, conversion_ms(MODE_NORMAL, "cells") - 1)
 
     def _run_job(self, now_ms: int) -> None:
         job = self._job
@@ -394,6 +401,11 @@ class ModuleApp:
         if ticks_diff(now_ms, self._job_ms) < self._job_wait_ms:
             return
         try:
+            if self._retry < _POLL_TRIES and not self.afe.conversion_done:
+                self._retry += 1  # not done yet (clock skew, slow chip): look again in 1 ms
+                self._job_ms = now_ms
+                self._job_wait_ms = 1
+                return
             if job == _CELLS:
                 self._finish_cells(now_ms)
             elif job == _AUX:
@@ -405,20 +417,9 @@ class ModuleApp:
         except PECError:
             self._afe_failed(now_ms)
 
-    def _not_landed(self, now_ms: int) -> bool:
-        """A conversion that has not landed yet: wait a little more, a bounded number of times."""
-        if self._retry < 2:
-            self._retry += 1
-            self._job_ms = now_ms
-            self._job_wait_ms = _STALE_RETRY_MS
-            return True
-        return False
-
     def _finish_cells(self, now_ms: int) -> None:
         buf = self._read
         stale = self.afe.read_cells_into(buf)
-        if stale and self._not_landed(now_ms):
-            return
         count = self.cell_count
         cells = self.cells_100uv
         wiring = 0
@@ -447,24 +448,23 @@ class ModuleApp:
         if self._pend_cells != _NO_SEQ:
             self._reply_cells(self._pend_cells)
             self._pend_cells = _NO_SEQ
+        # Decide on these cells now (with the temperatures of the last cycle), so a STATUS that follows
+        # the CELLS answer shows the bleeding that goes with them.
+        self._decide_bleed(now_ms)
         self.afe.start_aux(MODE_NORMAL)
-        self._begin(_AUX, now_ms, conversion_ms(MODE_NORMAL, "aux"))
+        self._begin(_AUX, now_ms, conversion_ms(MODE_NORMAL, "aux") - 1)
 
     def _finish_aux(self, now_ms: int) -> None:
         aux = self._aux
-        stale = self.afe.read_aux_into(aux)
-        if stale and self._not_landed(now_ms):
-            return
+        self.afe.read_aux_into(aux)  # an entry that did not convert is 0xFFFF: its sensor reads absent
         ref = aux[5]
         for i in range(TEMP_INPUTS):
             self.temps_dc[i] = self._ntc.temp_dc(aux[i], ref)
         self.afe.start_status(MODE_NORMAL)
-        self._begin(_STAT, now_ms, conversion_ms(MODE_NORMAL, "status"))
+        self._begin(_STAT, now_ms, conversion_ms(MODE_NORMAL, "status") - 1)
 
     def _finish_status(self, now_ms: int) -> None:
         if not self.afe.read_status():
-            if self._not_landed(now_ms):
-                return
             self.die_temp_dc = TEMP_ABSENT
         else:
             self.die_temp_dc = self.afe.die_temp_dc
@@ -474,8 +474,10 @@ class ModuleApp:
         if self._pend_temps != _NO_SEQ:
             self._reply_temps(self._pend_temps)
             self._pend_temps = _NO_SEQ
+        was_limited = self.heat_limit
         self._update_heat()
-        self._decide_bleed(now_ms)
+        if self.heat_limit and not was_limited:
+            self._set_bleed(0)  # do not wait for the next SAMPLE to stop
 
     def _afe_failed(self, now_ms: int) -> None:
         """A read kept failing its PEC: the data of this SAMPLE is unknown and nothing bleeds on it."""
@@ -502,7 +504,7 @@ class ModuleApp:
         self.afe.wake()
         self.afe.write_config()
         self.afe.start_open_wire(True, MODE_NORMAL, False)
-        self._begin(_OW, now_ms, conversion_ms(MODE_NORMAL, "open_wire"))
+        self._begin(_OW, now_ms, conversion_ms(MODE_NORMAL, "open_wire") - 1)
 
     def _ow_next(self, now_ms: int) -> None:
         # Datasheet sequence: ADOW pull-up twice, read; ADOW pull-down twice, read.
@@ -518,7 +520,7 @@ class ModuleApp:
             return
         self._ow_phase = phase
         afe.start_open_wire(phase < 2, MODE_NORMAL, False)
-        self._begin(_OW, now_ms, conversion_ms(MODE_NORMAL, "open_wire"))
+        self._begin(_OW, now_ms, conversion_ms(MODE_NORMAL, "open_wire") - 1)
 
     # -- balancing and heat ----------------------------------------------------------------------
     def _board_temp_dc(self) -> int:
