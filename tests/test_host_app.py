@@ -445,3 +445,21 @@ def test_noisy_link_never_crashes_and_never_runs_on_unknown_cells():
     h.rig.set_faults(byte_corrupt_prob=0.0)
     assert h.until(lambda: h.chg.value and h.dsg.value and h.app.pack.known_cells == 96, 10000)
     assert h.app.chain.crc_errors > 0  # the noise really reached the host
+
+
+def test_refused_limits_hold_both_paths_open_with_the_reason():
+    class Broken:
+        changes = 0
+
+        def __init__(self, good):
+            self.good = good
+
+        def get(self, name):
+            if name == "uv_release_mv":
+                return 2900  # below the UV trip: contradictory
+            return self.good.get(name)
+
+    h = HostRig(settings=Broken(test_settings()))
+    h.run(3000)
+    assert h.app.state == ST_FAULT and "uv" in h.app.state_text and "rule" in h.app.state_text
+    assert not h.chg.value and not h.dsg.value

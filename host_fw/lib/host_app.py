@@ -251,7 +251,7 @@ class HostApp:
                 return cond_text(c) if c >= 0 else "Fault"
             if self.fault_cause == FC_SWITCH:
                 return _TEXT_PRECHARGE_FAULT
-            return self.config_text
+            return self.config_text or "Fault"
         return (_TEXT_START, _TEXT_WAKE, _TEXT_CHECK, _TEXT_STANDBY, "", "", _TEXT_SLEEP)[st]
 
     @property
