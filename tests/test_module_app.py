@@ -384,3 +384,16 @@ def test_collect_gets_cells_temps_and_status_with_its_seq():
     seq = rig.host.send(P.ADDR_BROADCAST, P.COLLECT, bytes(buf[:n]))
     rig.run(20)
     assert rig.host.take_all(seq) == []
+
+
+def test_open_wire_checks_never_overlap_a_sample():
+    rig = started([3300] * 12)
+    rig.configure(12, ow_period_s=1)
+    for _ in range(15):
+        rig.cycle()
+    cmds = rig.model.commands
+    adow = [t for t, c in cmds if c & 0x628 == 0x228]
+    adcv = [t for t, c in cmds if c & 0x668 == 0x260]
+    assert len(adow) >= 8  # checks did run (4 conversions each)
+    for t in adcv:
+        assert all(not (a <= t < a + 2335) for a in adow)  # no SAMPLE conversion inside an open-wire one

@@ -47,6 +47,7 @@ _MAX_PACKETS = const(8)  # handled per step: bounds the time of one step
 _HEAT_RELEASE_DC = const(50)  # the heat limit releases 5 C below the limit
 _SLEEP_DRAIN_MS = const(20)  # after SLEEP: let the forwarded frame leave before the MCU stops
 _NO_SEQ = const(-1)
+_OW_WINDOW_MS = const(100)  # open-wire checks start at most this long after a SAMPLE
 _REPEAT_MS = const(1000)  # a SAMPLE with the last id within this time is the host's repeat
 _POLL_TRIES = const(4)  # 1 ms polls (PLADC) for a conversion that is not done at its nominal time
 
@@ -591,8 +592,13 @@ class ModuleApp:
         # Bleeding needs fresh readings: pause when SAMPLEs stop (it resumes on the next one).
         if self.balance and ticks_diff(now_ms, self._last_sample_ms) >= self.bleed_hold_ms:
             self._set_bleed(0)
-        # AFE work of our own only while the host is active, so a silent host lets the AFE sleep.
-        if self._job == _IDLE and silent < self.bleed_hold_ms:
+        # AFE work of our own only while the host is active, so a silent host lets the AFE sleep; and only
+        # early in a host cycle, so an open-wire check (~12 ms) is over before the next SAMPLE.
+        if (
+            self._job == _IDLE
+            and silent < self.bleed_hold_ms
+            and (not self._have_sample or ticks_diff(now_ms, self._last_sample_ms) < _OW_WINDOW_MS)
+        ):
             if self._ow_pending or (self.ow_period_s and ticks_diff(now_ms, self._ow_due_ms) >= 0):
                 self._start_open_wire(now_ms)
         if self._sleep_requested and ticks_diff(now_ms, self._sleep_at_ms) >= 0:
