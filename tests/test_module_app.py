@@ -397,3 +397,20 @@ def test_open_wire_checks_never_overlap_a_sample():
     assert len(adow) >= 8  # checks did run (4 conversions each)
     for t in adcv:
         assert all(not (a <= t < a + 2335) for a in adow)  # no SAMPLE conversion inside an open-wire one
+
+
+def test_sleep_memory_restores_config_only_after_a_pin_wake():
+    rig = started([3300] * 6)
+    assert rig.status()[6] == 6
+    rig.board._boot(woke_from_pin=False)  # a reset: settings (cell_count=12 here) are the truth
+    rig.enumerate()
+    assert rig.status()[6] == 12
+    rig.configure(6)
+    rig.board._boot(woke_from_pin=True)  # woken from deep sleep: the host's CONFIG is kept
+    rig.enumerate()
+    assert rig.status()[6] == 6
+    assert rig.board.sleep_memory[0] == 0xB5
+    rig.board.sleep_memory[3] ^= 0xFF  # a corrupted record is not trusted
+    rig.board._boot(woke_from_pin=True)
+    rig.enumerate()
+    assert rig.status()[6] == 12

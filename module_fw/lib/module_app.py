@@ -163,7 +163,9 @@ class ModuleApp:
         self._sleep_requested = False
         self.asleep = False  # deep sleep was requested (on a board, step never runs again)
 
-        self._load_sleep_memory()
+        if services.woke_from_pin:
+            # Only a wake from deep sleep restores: after a reset or power-up settings.toml is the truth.
+            self._load_sleep_memory()
         afe.dcto = dcto_code(30)  # shortest timeout: a hung MCU bleeds at most 30 s
         afe.refon = True
         afe.discharge = 0
