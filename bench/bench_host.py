@@ -4,6 +4,8 @@ Runs the real host modules (host_app, pack, protection, switches, indicators, bm
 balance_policy, calibration, chain's constants) on the ``micropython`` interpreter with a fake chain
 master (fresh 8 x 12 cells every 200 ms, values changing), fake pins and a fake current sensor, then:
 
+* the same with the real ``ChainMaster`` and 8 real ``ModuleLink``s with minimal module apps on in-memory
+  cables (only ``HostApp.step()``, which includes the chain master's step, is measured);
 * allocations: ``gc.disable()``, N steps, the growth of ``gc.mem_alloc()`` less the same loop around a
   do-nothing function (bytes; limit 0);
 * heap: ``gc.mem_alloc()`` after imports and after building the app (limit: 100 kB, the low end of
@@ -151,6 +153,125 @@ print("RESULT", total - harness, N, cycles, after_import - base, after_build - b
 '''
 
 
+# The same app over the real ChainMaster and 8 real ModuleLinks with minimal module apps on in-memory
+# cables (a write is readable at the other end at once); only HostApp.step() is measured.
+_HEAD = SCRIPT.split("class Chain:")[0]
+_CURRENT = "class Current:" + SCRIPT.split("class Current:")[1].split("s = Settings()")[0]
+SCRIPT_CHAIN = _HEAD + _CURRENT + r'''
+import bms_packet as P
+from module_link import ModuleLink
+from chain import ChainMaster
+
+class End:
+    def __init__(self):
+        self.buf = bytearray(4096); self.n = 0; self.pos = 0; self.peer = None; self.baudrate = 250000
+    @property
+    def in_waiting(self):
+        return self.n - self.pos
+    def readinto(self, b):
+        k = self.n - self.pos
+        if k <= 0:
+            return None
+        if k > len(b):
+            k = len(b)
+        for i in range(k):
+            b[i] = self.buf[self.pos + i]
+        self.pos += k
+        if self.pos == self.n:
+            self.pos = 0; self.n = 0
+        return k
+    def write(self, data):
+        p = self.peer
+        for i in range(len(data)):
+            p.buf[p.n + i] = data[i]
+        p.n += len(data)
+        return len(data)
+
+def cable():
+    a = End(); b = End(); a.peer = b; b.peer = a
+    return a, b
+
+class Mod:
+    def __init__(self, link):
+        self.link = link; self.sid = 0; self.cells = [37000] * 12; self.temps = [250, 260]
+    def step(self, now):
+        for _ in range(8):
+            p = self.link.poll(now)
+            if p is None:
+                return
+            t = p.type; out = self.link.tx_payload
+            if t == P.ENUMERATE:
+                n = P.pack_enumerated_into(out, 0, self.link.address, 12, 12, 0, 1)
+                self.link.reply(P.ENUMERATED, p.seq, n)
+            elif t == P.SAMPLE:
+                self.sid = p.payload[0]
+            elif t == P.GET_CELLS:
+                n = P.pack_cells_into(out, 0, self.sid, self.cells, 12); self.link.reply(P.CELLS, p.seq, n)
+            elif t == P.GET_TEMPS:
+                n = P.pack_temps_into(out, 0, self.sid, self.temps, 2, 300); self.link.reply(P.TEMPS, p.seq, n)
+            elif t == P.GET_STATUS:
+                n = P.pack_status_into(out, 0, 0, 0, 0, 0, 0, 0, 12); self.link.reply(P.STATUS, p.seq, n)
+            elif t == P.CONFIG:
+                for i in range(P.CONFIG_LEN):
+                    out[i] = p.payload[i]
+                self.link.reply(P.CONFIG_ACK, p.seq, P.CONFIG_LEN)
+            elif t == P.BALANCE:
+                n = P.pack_balance_ack_into(out, 0, 0); self.link.reply(P.BALANCE_ACK, p.seq, n)
+
+s = Settings()
+pairs = [("modules", 8), ("cells_total", 96)]
+for i in range(1, 9):
+    pairs.append(("mod%d_cells" % i, 12))
+s.set_many(pairs)
+cables = [cable() for _ in range(9)]
+chain = ChainMaster(cables[0][0], max_modules=8)
+mods = [Mod(ModuleLink(cables[k][1], cables[k + 1][0])) for k in range(8)]
+soc = SocCounter(s.get("capacity_mah"), s.get("full_charge_mv"), s.get("cutoff_mv"), s.get("tail_current_ma"),
+                 s.get("full_hold_ms"), s.get("empty_hold_ms"))
+app = HostApp(chain, s, switches=MosfetSwitches(Pin(), Pin()), current=Current(),
+              indicators=Indicators(Pin(), Pin()), fet_temp=lambda: 300, soc=soc,
+              balance=BalancePolicy(10, 95, 1000, 30))
+t = 1000
+def run(n, measure):
+    global t
+    acc = 0
+    for _ in range(n):
+        if measure:
+            a0 = gc.mem_alloc()
+        app.step(t)
+        if measure:
+            acc += gc.mem_alloc() - a0
+        for m in mods:
+            m.step(t)
+        t += 1
+    return acc
+run(5000, False)
+assert app.state == ST_RUNNING, app.state_text
+gc.collect()
+gc.disable()
+c0 = chain.cycle_count
+total = run(10000, True)
+gc.enable()
+print("RESULT", total, 10000, chain.cycle_count - c0, 0, 0, app.state_text)
+'''
+
+
+def run_upy(upy, script_text, tmp):
+    script = os.path.join(tmp, "bench_host_upy.py")
+    with open(script, "w") as f:
+        f.write(script_text)
+    path = ":".join([tmp, os.path.join(ROOT, "shared"), os.path.join(ROOT, "host_fw", "lib"),
+                     os.path.join(ROOT, "module_fw", "lib"), ".frozen"])
+    r = subprocess.run([upy, "-X", "heapsize=4M", script], env=dict(os.environ, MICROPYPATH=path),
+                       capture_output=True, text=True, timeout=300)
+    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
+    if r.returncode != 0 or not line:
+        print(r.stdout + r.stderr)
+        return None
+    _, alloc, steps, cycles, heap_import, heap_build, state = line[0].split(" ", 6)
+    return int(alloc), int(steps), int(cycles), int(heap_import), int(heap_build), state
+
+
 def main():
     upy = os.path.join(os.path.dirname(sys.executable), "micropython")
     if not os.path.exists(upy):
@@ -162,19 +283,12 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(adafruit_ticks.__file__, tmp)
-        script = os.path.join(tmp, "bench_host_upy.py")
-        with open(script, "w") as f:
-            f.write(SCRIPT)
-        path = ":".join([tmp, os.path.join(ROOT, "shared"), os.path.join(ROOT, "host_fw", "lib"), ".frozen"])
-        r = subprocess.run([upy, "-X", "heapsize=2M", script], env=dict(os.environ, MICROPYPATH=path),
-                           capture_output=True, text=True, timeout=300)
-    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
-    if r.returncode != 0 or not line:
-        print(r.stdout + r.stderr)
+        fake = run_upy(upy, SCRIPT, tmp)
+        real = run_upy(upy, SCRIPT_CHAIN, tmp)
+    if fake is None or real is None:
         print("bench_host: FAILED")
         return 1
-    _, alloc, steps, cycles, heap_import, heap_build, state = line[0].split(" ", 6)
-    alloc, steps, cycles, heap_import, heap_build = map(int, (alloc, steps, cycles, heap_import, heap_build))
+    alloc, steps, cycles, heap_import, heap_build, state = fake
     per_cycle = alloc / max(1, cycles)
     print("host step() on MicroPython, 8 modules x 12 cells, %d steps = %d cycles, state %r" % (steps, cycles, state))
     print("  heap allocated per cycle after warm-up: %.1f bytes (limit 0): %s"
@@ -183,6 +297,11 @@ def main():
     print("  host heap after imports:  %6d bytes = %.2f of a 100 kB budget" % (heap_import, heap_import / 100000))
     print("  host heap with the app:   %6d bytes = %.2f of a 100 kB budget" % (heap_build, heap_build / 100000))
     print("  (64-bit interpreter: object headers and pointers are twice the nRF52840's)")
+    alloc2, steps2, cycles2, _, _, state2 = real
+    print("host step() with the real ChainMaster and 8 ModuleLinks on in-memory cables: %d steps = %d cycles, %r"
+          % (steps2, cycles2, state2))
+    print("  heap allocated per cycle after warm-up: %.1f bytes (limit 0): %s"
+          % (alloc2 / max(1, cycles2), "OK" if alloc2 == 0 else "ALLOCATES"))
     mpy = mpy_bytes()
     if mpy:
         print("  bytecode of those modules (mpy-cross, architecture-neutral): %d bytes = %.2f of 100 kB"
