@@ -414,3 +414,15 @@ def test_sleep_memory_restores_config_only_after_a_pin_wake():
     rig.board._boot(woke_from_pin=True)
     rig.enumerate()
     assert rig.status()[6] == 12
+
+
+def test_a_hung_mcu_leaves_the_afe_to_stop_bleeding_by_itself():
+    rig = started([3400, 3300, 3300, 3300])
+    rig.cycle()
+    rig.balance(33010, 600)
+    rig.cycle()
+    assert rig.model.discharge_mask == 1
+    rig.clock.advance(29_000)  # the MCU stops running its loop: nobody talks to the AFE
+    assert rig.model.asleep  # its watchdog ran out ...
+    rig.clock.advance(1_500)
+    assert rig.model.discharge_mask == 0  # ... and the armed discharge timer (30 s) opened the switch
