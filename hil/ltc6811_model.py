@@ -11,11 +11,16 @@ What it does, from the datasheet (DESIGN.md §2):
 - open sense lines (``open_wire(line, True)``) shift ADCV and ADOW results the way the datasheet rule expects;
 - injected PEC errors corrupt the next read groups on MISO.
 
+Not modelled: the reference power-up time with REFON = 0, ADCOPT's alternate rates, GPIO digital outputs and
+pull-downs, the S-pin PWM, isoSPI and the daisy-chained LTC6811-2 addressing, ADC noise (readings are the source
+rounded to 100 uV).
+
 Time: the model reads the rig's ``VirtualClock`` and adds the SPI byte time within a millisecond, so a driver
 that clocks dummy bytes to wake the chip works without moving the shared clock.
 """
 
 import math
+from collections import deque
 
 CELLS = 12
 T_WAKE_US = 400
@@ -80,7 +85,7 @@ class LTC6811Model:
         self.open_lines = set()
         self.corrupt_reads = False  # every read group goes out with a bad PEC
         self._inject = 0
-        self.commands = []  # (time_us, code) of every accepted command, for tests
+        self.commands = deque(maxlen=4096)  # (time_us, code) of the latest accepted commands, for tests
         self.record_commands = True
         self.wakeups = 0
         self.sleeps = 0
