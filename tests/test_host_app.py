@@ -463,3 +463,21 @@ def test_refused_limits_hold_both_paths_open_with_the_reason():
     h.run(3000)
     assert h.app.state == ST_FAULT and "uv" in h.app.state_text and "rule" in h.app.state_text
     assert not h.chg.value and not h.dsg.value
+
+
+def test_single_contactor_opens_only_when_current_flows_the_blocked_way():
+    h = HostRig(contactor=True)
+    assert h.until(lambda: h.app.switches.state == CLOSED, 8000)
+    s = h.settings
+    h.ina.set_current(-20000)  # discharging
+    h.module(2).cells_mv[3] = s.get("ov_trip_mv") + 20  # OV: charging blocked
+    h.run(s.get("ov_delay_ms") + 1000)
+    assert not h.app.protection.charge_allowed
+    assert h.chg.value, "the main contactor stays closed: the allowed direction flows"
+    h.ina.set_current(15000)  # a charger pushes into the OV cell
+    assert h.until(lambda: not h.chg.value, 600)
+    h.ina.set_current(0)
+    h.run(3000)
+    assert not h.chg.value, "stays open until charging is allowed again"
+    h.module(2).cells_mv[3] = s.get("ov_release_mv") - 20
+    assert h.until(lambda: h.app.switches.state == CLOSED, s.get("ov_release_ms") + 6000)
