@@ -45,7 +45,7 @@ class Rig:
 
     def __init__(self, cells: int = 16, modules: int = 2, chemistry: str = "LFP", seed: int = 1, soc: float = 0.5,
                  spread: Spread = None, capacity_ah: float = None, ambient_c: float = 25.0, baudrate: int = 250_000,
-                 start_ms: int = 0, physics_ms: int = 200, fine_ms: int = 1, coarse_ms: int = 5,
+                 start_ms: int = 0, physics_ms: int = 200, fine_ms: int = 1, coarse_ms: int = 10,
                  record_every_s: float = 5.0, settings: dict = None, name: str = "rig", host_soc_pct=None,
                  pace_x: float = 0.0, module_kwargs: dict = None) -> None:
         self.name = name

@@ -107,7 +107,7 @@ class FullCycle(Scenario):
     modules = 4
     soc = 0.965
     spread = Spread(capacity_pct=0.3, soc_pct=0.07, r_pct=10.0)
-    estimate_s = 3600.0
+    estimate_s = 1900.0
     expect_trips = ("uv",)  # the discharge ends at the cut-off: under-voltage is the expected end, nothing else
     charge_a = 25.0
     load_a = 30.0
@@ -326,7 +326,7 @@ class HotBoard(Scenario):
     doc = "module 1's board sits in 85 °C air while balancing: it derates, then stops bleeding at its limit; no trip"
     soc = 0.99
     spread = Spread(capacity_pct=0.3, soc_pct=0.3, r_pct=10.0)
-    estimate_s = 600.0
+    estimate_s = 400.0
 
     def run(self, rig):
         rig.run_for(5.0)
@@ -419,7 +419,7 @@ class HotCell(Scenario):
     name = "hot_cell"
     doc = "a cell heats by itself during discharge: charge (45 °C) then discharge (60 °C) over-temperature trip"
     soc = 0.7
-    estimate_s = 900.0
+    estimate_s = 250.0
     expect_trips = ("chg_ot", "dsg_ot")
 
     def run(self, rig):
