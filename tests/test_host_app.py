@@ -69,19 +69,21 @@ VBUS_RATIO = 5  # a 5:1 divider in front of VBUS: 355 V of pack -> 71 V at the I
 class HostRig:
     """ChainRig with a HostApp (and its INA228 model, pins and services) as the host."""
 
-    def __init__(self, n_modules=8, settings=None, temps=1, start_ms=(1 << 29) - 3000, contactor=False):
+    def __init__(self, n_modules=8, settings=None, temps=1, start_ms=(1 << 29) - 3000, contactor=False,
+                 module_cls=None):
         self.settings = settings or test_settings(n_modules)
         self.contactor = contactor
         self.parts = {}
+        cls = module_cls or SettableModule
         self.rig = ChainRig(n_modules, start_ms=start_ms, host_factory=self._host,
-                            module_factory=lambda i, up, down, clk: SettableModule(_link(up, down), temps=temps,
-                                                                                   uid=0x1000 + i))
+                            module_factory=lambda i, up, down, clk: cls(_link(up, down), temps=temps,
+                                                                        uid=0x1000 + i))
         self.app = self.rig.host
         self.clock = self.rig.clock
 
     def _host(self, uart, dir_pin, clock):
         chain = ChainMaster(uart, dir_pin=dir_pin, max_modules=8)
-        i2c = SimI2C(clock)
+        self.i2c = i2c = SimI2C(clock)
         self.ina = INA228Model(shunt_uohm=250).attach_to(i2c)
         self.alert = SimPin("alert", clock, source=lambda: self.ina.alert_pin)
         self.sensor = CurrentSensor(adafruit_ina228.INA228(i2c), shunt_uohm=250, max_current_ma=300000,

@@ -356,7 +356,10 @@ class HostApp:
             self._sleep_requested = False
             self.switches.open_all()
             if self.balance is not None:
-                self.balance.balancing = False
+                self.balance.balancing = False  # the modules stop bleeding when they sleep
+            if self.soc_persist is not None and self.state != ST_SLEEP:
+                # SOC into flash before the host and chain go quiet: a power loss while asleep keeps it.
+                self.soc_persist.before_sleep(now_ms, self.settings)
             self.chain.queue_sleep()
             self._set_state(now_ms, ST_SLEEP)
         if self._wake_requested:
@@ -389,9 +392,13 @@ class HostApp:
         if self.state in (ST_STANDBY, ST_RUNNING, ST_FAULT):
             self._check(now_ms)  # module or cell counts may have changed
         if self.soc is not None:
+            # A changed capacity or full-charge voltage counts from now, without a reset.
             self.soc.configure(_setting(s, "capacity_mah", 100000), _setting(s, "full_charge_mv", 4200),
                                _setting(s, "cutoff_mv", 3000), _setting(s, "tail_current_ma", 2000),
-                               _setting(s, "full_hold_ms", 30000), _setting(s, "empty_hold_ms", 5000))
+                               _setting(s, "full_hold_ms", 30000), _setting(s, "empty_hold_ms", 5000),
+                               _setting(s, "chemistry", -1))
+        if self.soc_persist is not None:
+            self.soc_persist.save_min = _setting(s, "soc_save_min", 360)
         if self.balance is not None:
             self.balance.configure(_setting(s, "bal_start_mv", 10), _setting(s, "bal_rest_soc_pct", 95),
                                    self._idle_ma, _setting(s, "bal_timeout_s", 30))
@@ -565,9 +572,12 @@ class HostApp:
         lo = pack.min_mv if pack.min_mv != UNKNOWN and pack.known_cells == pack.n_cells else 0
         hi = pack.max_mv if lo else 0
         soc = self.soc
-        if soc is not None and self.current_ma != UNKNOWN:
-            ev = soc.update(self.current_ma, now_ms, lo, hi)
+        if soc is not None:
+            ev = 0
+            if self.current_ma != UNKNOWN:
+                ev = soc.update(self.current_ma, now_ms, lo, hi)
             if self.soc_persist is not None:
+                # Also without a current reading: a trip (e.g. the sensor died) still saves the last count.
                 self.soc_persist.step(now_ms, ev, self.protection.tripped != 0)
         bp = self.balance
         if bp is None or self.state != ST_RUNNING:
