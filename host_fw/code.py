@@ -112,7 +112,8 @@ def build(services) -> HostApp:
             return UNKNOWN
 
     soc = SocCounter(settings.get("capacity_mah"), settings.get("full_charge_mv"), settings.get("cutoff_mv"),
-                     settings.get("tail_current_ma"), settings.get("full_hold_ms"), settings.get("empty_hold_ms"))
+                     settings.get("tail_current_ma"), settings.get("full_hold_ms"), settings.get("empty_hold_ms"),
+                     chemistry=settings.get("chemistry"))  # first start: SOC from the rest voltage, not 50 %
     persist = None
     if store is not None and services.sleep_memory is not None:
         persist = SocPersist(soc, services.sleep_memory, store, save_min=settings.get("soc_save_min"))

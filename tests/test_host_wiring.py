@@ -183,3 +183,23 @@ def test_boot_enables_the_data_port(monkeypatch):
     monkeypatch.setitem(sys.modules, "usb_cdc", types.SimpleNamespace(enable=lambda **kw: calls.append(kw)))
     load("host_boot", os.path.join(HOST, "boot.py"))
     assert calls == [{"console": True, "data": True}]
+
+
+def test_code_py_first_start_soc_from_the_rest_voltage(wired):
+    # A new NMC pack resting at 3.99 V per cell, nothing stored anywhere: the SOC shows about 80 % from the
+    # first cycle (the chemistry's rest-voltage curve), not 50 % until the first full or empty anchor.
+    from test_host_app import SettableModule, _link
+
+    env, made, build_host = wired
+
+    def module(i, up, down, clk):
+        m = SettableModule(_link(up, down), uid=0x1000 + i)
+        m.cells_mv = [3990] * 12
+        return m
+
+    rig = ChainRig(8, host_factory=build_host, module_factory=module)
+    app = rig.host
+    assert app.soc_persist is not None and app.soc_persist.source == "none"
+    assert rig.run_until(lambda: app.state == ST_RUNNING, 5000, step_us=2000), app.state_text
+    rig.run_ms(400, step_us=2000)
+    assert app.soc.soc_pct == 80
