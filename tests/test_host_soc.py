@@ -21,11 +21,17 @@ class RecordingModule(SettableModule):
     def __init__(self, link, **kw):
         super().__init__(link, **kw)
         self.balance_cmds = []
+        self.cells_100uv = None  # when set, GET_CELLS answers these instead of cells_mv
 
     def _handle(self, pkt, now_ms):
         if pkt.type == P.BALANCE and pkt.length == P.BALANCE_LEN:
             target, timeout_s = P.unpack_balance(pkt.payload, 0)
             self.balance_cmds.append((self.clock.total_ms, target, timeout_s))
+        if pkt.type == P.GET_CELLS and self.cells_100uv is not None and self.sample_id is not None:
+            # readings at the AFE's full resolution (100 uV), not whole mV
+            n = P.pack_cells_into(self.link.tx_payload, 0, self.sample_id, self.cells_100uv, self.cell_count)
+            self.link.reply(P.CELLS, pkt.seq, n)
+            return None
         return super()._handle(pkt, now_ms)
 
 
@@ -244,3 +250,42 @@ def test_a_one_direction_trip_stops_balancing():
     assert h.app.state == ST_RUNNING
     stops = [t for t, _, to in h.rig.modules[0].balance_cmds if to == 0 and t >= t0]
     assert stops
+
+
+def test_balance_target_uses_the_afe_resolution():
+    # The lowest cell reads 4.1704 V: the target is 4.1714 V, not a value rounded to whole mV first.
+    settings = test_settings(2)
+    settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 10)))
+    h = SocRig(settings=settings)
+    h.start()
+    _full_then_spread(h)
+    for m in h.rig.modules:
+        m.cells_100uv = [42000] * 12
+    h.rig.modules[1].cells_100uv[5] = 41704
+    h.ina.set_current(0)
+    h.run(6000)
+    assert h.rig.modules[0].balance_cmds[-1][1:] == (41714, 10)
+    # 0.9 mV of spread left: balanced, stop
+    for m in h.rig.modules:
+        m.cells_100uv = [41713] * 12
+    h.rig.modules[1].cells_100uv[5] = 41704
+    h.run(600)
+    assert h.rig.modules[0].balance_cmds[-1][2] == 0 and not h.app.balance.balancing
+
+
+def test_a_chain_that_no_longer_matches_the_settings_stops_balancing():
+    settings = test_settings(2)
+    settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 60)))
+    h = SocRig(settings=settings)
+    h.start()
+    _full_then_spread(h)
+    h.ina.set_current(0)
+    h.run(1000)
+    assert h.app.balance.balancing
+    t0 = h.clock.total_ms
+    h.settings.set_many((("modules", 1), ("cells_total", 12), ("mod2_cells", 0)))
+    assert h.until(lambda: h.app.state == ST_FAULT, 1000)
+    h.run(600)
+    for m in h.rig.modules:
+        assert [t for t, _, to in m.balance_cmds if to == 0 and t >= t0], "no bleeding on behind a FAULT"
+    assert not h.app.balance.balancing

@@ -17,6 +17,9 @@ from adafruit_ticks import ticks_diff
 from calibration import Calibrator
 from calibration import apply as calibration_apply
 from chain import FRESH_ALL, S_ASLEEP, S_ENUM, S_WAKE, S_WAKE_WAIT
+from balance_policy import NONE as BAL_NONE
+from balance_policy import SEND as BAL_SEND
+from balance_policy import STOP as BAL_STOP
 from micropython import const
 from pack import Pack
 from protection import (
@@ -169,6 +172,7 @@ class HostApp:
         self._cal_gain = 1000000
         self._config_next = 0
         self._dir_hold = 0  # contactor: directions whose current forced the main open
+        self._bal_pending = BAL_NONE  # a BALANCE (or stop) the full command queue could not take yet
         self._sleep_requested = False
         self._wake_requested = False
         self._reset_requested = False
@@ -306,6 +310,7 @@ class HostApp:
             self.protection.update(now_ms, self.values, self.where)
 
         self._decide(now_ms)
+        self._balance_guard()
         self._drive(now_ms)
         if self.indicators is not None:
             self.indicators.step(now_ms, self.state, self.severity)
@@ -357,6 +362,7 @@ class HostApp:
             self.switches.open_all()
             if self.balance is not None:
                 self.balance.balancing = False  # the modules stop bleeding when they sleep
+            self._bal_pending = BAL_NONE
             if self.soc_persist is not None and self.state != ST_SLEEP:
                 # SOC into flash before the host and chain go quiet: a power loss while asleep keeps it.
                 self.soc_persist.before_sleep(now_ms, self.settings)
@@ -582,13 +588,52 @@ class HostApp:
         bp = self.balance
         if bp is None or self.state != ST_RUNNING:
             return
-        action = bp.decide(now_ms, lo * 10 if lo else 0xFFFF, hi * 10 if hi else 0xFFFF,
+        lo_100uv = hi_100uv = 0xFFFF
+        if lo:
+            # The AFE's own resolution (100 uV) for the target and the 1 mV stop, not the rounded mV.
+            chain = self.chain
+            mc = chain.max_cells
+            lo_100uv = 0xFFFE
+            hi_100uv = 0
+            for m in range(pack.modules):
+                base = m * mc
+                for i in range(pack.cell_count[m]):
+                    v = chain.cells_100uv[base + i]
+                    if v < lo_100uv:
+                        lo_100uv = v
+                    if v > hi_100uv:
+                        hi_100uv = v
+        action = bp.decide(now_ms, lo_100uv, hi_100uv,
                            soc.soc_pct if soc is not None else 0, soc.full_seen if soc is not None else False,
                            self.protection.tripped != 0, self.current_ma if self.current_ma != UNKNOWN else 0)
-        if action == 1:
-            self.chain.queue_balance(0xFF, bp.target_100uv, bp.timeout_s)
-        elif action == 2:
-            self.chain.queue_balance(0xFF, 0, 0)
+        if action == BAL_SEND:
+            self._bal_pending = BAL_SEND
+        elif action == BAL_STOP:
+            self._bal_pending = BAL_STOP
+        self._send_balance()
+
+    def _send_balance(self) -> None:
+        """Queue the pending BALANCE (or stop); a full command queue keeps it for the next pass."""
+        act = self._bal_pending
+        if act == BAL_SEND:
+            bp = self.balance
+            ok = self.chain.queue_balance(0xFF, bp.target_100uv, bp.timeout_s)
+        elif act == BAL_STOP:
+            ok = self.chain.queue_balance(0xFF, 0, 0)
+        else:
+            return
+        if ok:
+            self._bal_pending = BAL_NONE
+
+    def _balance_guard(self) -> None:
+        """Out of RUNNING (a FAULT of any cause, STANDBY after a re-check) the modules must stop bleeding
+        now, not at their own timeout."""
+        bp = self.balance
+        if bp is not None and bp.balancing and self.state != ST_RUNNING and self.state != ST_SLEEP:
+            bp.balancing = False
+            self._bal_pending = BAL_STOP
+        if self._bal_pending:
+            self._send_balance()
 
     def _decide(self, now_ms: int) -> None:
         """State changes that follow from protection and the switches."""
