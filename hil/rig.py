@@ -441,6 +441,9 @@ class Firmware:
             if any(chain.fresh[a] != FRESH_ALL for a in range(1, chain.module_count + 1)) or \
                     chain.module_count < pack.modules:
                 self.incomplete_cycles += 1
+        for pin in [b.cs for b in self.boards] + [self.host_dir]:
+            if len(pin.history) > 4096:  # chip selects toggle every transaction: keep memory flat on long runs
+                del pin.history[:-1]
         for m, b in enumerate(self.boards):
             b.model.die_temp_dc = int(round(pack.board_temp_c[m] * 10))  # the AFE sits among the bleed resistors
             app = b.app
