@@ -56,76 +56,88 @@ CONDITIONS = (
     ("fet_ot", "dc", HIGH),
 )
 
-_UNIT_TEXT = {"mv": "mV", "ma": "mA", "dc": "0.1C"}
-_RANGE = {"mv": (1000, 4800), "ma": (100, 1000000), "dc": (-400, 1500)}
-# (warn, trip, release, delay_ms, release_ms) defaults per condition; the cell-voltage rows
-# are replaced by the chemistry preset.
-_COND_DEFAULTS = {
-    "ov": (4220, 4250, 4050, 2000, 2000),
-    "uv": (3200, 3000, 3500, 2000, 2000),
-    "chg_oc": (45000, 50000, 40000, 2000, 30000),
-    "dsg_oc": (90000, 100000, 80000, 1000, 30000),
-    "chg_ot": (420, 450, 400, 2000, 5000),  # charge allowed 0-45 C
-    "chg_ut": (30, 0, 50, 2000, 5000),
-    "dsg_ot": (550, 600, 500, 2000, 5000),  # discharge allowed -20-60 C
-    "dsg_ut": (-170, -200, -150, 2000, 5000),
-    "fet_ot": (650, 700, 600, 1000, 10000),  # the original's "protection temperature" 70.0 C
-}
-
-
-def _build_schema():
-    rows = []
-    for cond, unit, _side in CONDITIONS:
-        lo, hi = _RANGE[unit]
-        d = _COND_DEFAULTS[cond]
-        u = _UNIT_TEXT[unit]
-        rows.append((cond + "_warn_" + unit, u, lo, hi, d[0]))
-        rows.append((cond + "_trip_" + unit, u, lo, hi, d[1]))
-        rows.append((cond + "_release_" + unit, u, lo, hi, d[2]))
-        rows.append((cond + "_delay_ms", "ms", 0, 600000, d[3]))
-        rows.append((cond + "_release_ms", "ms", 0, 3600000, d[4]))
-    rows += [
-        ("sc_trip_ma", "mA", 1000, 2000000, 300000),
-        ("module_missing_ms", "ms", 200, 60000, 2000),
-        ("plaus_tol_mv", "mV", 50, 100000, 2000),
-        ("plaus_delay_ms", "ms", 0, 600000, 5000),
-        ("chemistry", "code", 0, 2, CHEM_NMC),
-        ("cells_total", "cells", 4, MAX_MODULES * MODULE_MAX_CELLS, 12),
-        ("modules", "count", 1, MAX_MODULES, 1),
-    ]
-    for i in range(1, MAX_MODULES + 1):
-        rows.append(("mod%d_cells" % i, "cells", 0, MODULE_MAX_CELLS, 12 if i == 1 else 0))
-    rows += [
-        ("capacity_mah", "mAh", 100, 2000000, 100000),
-        ("full_charge_mv", "mV", 1000, 4800, 4200),
-        ("cutoff_mv", "mV", 1000, 4800, 3000),
-        ("tail_current_ma", "mA", 0, 100000, 2000),
-        ("full_hold_ms", "ms", 0, 3600000, 30000),
-        ("empty_hold_ms", "ms", 0, 600000, 5000),
-        ("rest_current_ma", "mA", 0, 100000, 1000),
-        ("bal_rest_soc_pct", "%", 50, 101, 95),
-        ("bal_start_mv", "mV", 2, 500, 10),
-        ("bal_timeout_s", "s", 10, 600, 30),
-        ("cal_offset_ma", "mA", -100000, 100000, 0),
-        ("cal_gain_ppm", "ppm", 500000, 1500000, 1000000),
-        ("soc_save_min", "min", 30, 1440, 360),
-    ]
-    return tuple(rows)
-
-
-# (name, unit, min, max, factory default); the position is the setting's stored ID.
-SCHEMA = _build_schema()
-_INDEX = {}
-for _i in range(len(SCHEMA)):
-    _INDEX[SCHEMA[_i][0]] = _i
+# (name, unit, min, max, factory default); the position is the setting's stored ID. Written out literally
+# (not built from the condition table at import) so every name is an interned string and no builder code,
+# helper table or name dict stays in the board's RAM; tests/test_host_settings_schema.py checks the rows.
+SCHEMA = (
+    ('ov_warn_mv', 'mV', 1000, 4800, 4220),
+    ('ov_trip_mv', 'mV', 1000, 4800, 4250),
+    ('ov_release_mv', 'mV', 1000, 4800, 4050),
+    ('ov_delay_ms', 'ms', 0, 600000, 2000),
+    ('ov_release_ms', 'ms', 0, 3600000, 2000),
+    ('uv_warn_mv', 'mV', 1000, 4800, 3200),
+    ('uv_trip_mv', 'mV', 1000, 4800, 3000),
+    ('uv_release_mv', 'mV', 1000, 4800, 3500),
+    ('uv_delay_ms', 'ms', 0, 600000, 2000),
+    ('uv_release_ms', 'ms', 0, 3600000, 2000),
+    ('chg_oc_warn_ma', 'mA', 100, 1000000, 45000),
+    ('chg_oc_trip_ma', 'mA', 100, 1000000, 50000),
+    ('chg_oc_release_ma', 'mA', 100, 1000000, 40000),
+    ('chg_oc_delay_ms', 'ms', 0, 600000, 2000),
+    ('chg_oc_release_ms', 'ms', 0, 3600000, 30000),
+    ('dsg_oc_warn_ma', 'mA', 100, 1000000, 90000),
+    ('dsg_oc_trip_ma', 'mA', 100, 1000000, 100000),
+    ('dsg_oc_release_ma', 'mA', 100, 1000000, 80000),
+    ('dsg_oc_delay_ms', 'ms', 0, 600000, 1000),
+    ('dsg_oc_release_ms', 'ms', 0, 3600000, 30000),
+    ('chg_ot_warn_dc', '0.1C', -400, 1500, 420),
+    ('chg_ot_trip_dc', '0.1C', -400, 1500, 450),
+    ('chg_ot_release_dc', '0.1C', -400, 1500, 400),
+    ('chg_ot_delay_ms', 'ms', 0, 600000, 2000),
+    ('chg_ot_release_ms', 'ms', 0, 3600000, 5000),
+    ('chg_ut_warn_dc', '0.1C', -400, 1500, 30),
+    ('chg_ut_trip_dc', '0.1C', -400, 1500, 0),
+    ('chg_ut_release_dc', '0.1C', -400, 1500, 50),
+    ('chg_ut_delay_ms', 'ms', 0, 600000, 2000),
+    ('chg_ut_release_ms', 'ms', 0, 3600000, 5000),
+    ('dsg_ot_warn_dc', '0.1C', -400, 1500, 550),
+    ('dsg_ot_trip_dc', '0.1C', -400, 1500, 600),
+    ('dsg_ot_release_dc', '0.1C', -400, 1500, 500),
+    ('dsg_ot_delay_ms', 'ms', 0, 600000, 2000),
+    ('dsg_ot_release_ms', 'ms', 0, 3600000, 5000),
+    ('dsg_ut_warn_dc', '0.1C', -400, 1500, -170),
+    ('dsg_ut_trip_dc', '0.1C', -400, 1500, -200),
+    ('dsg_ut_release_dc', '0.1C', -400, 1500, -150),
+    ('dsg_ut_delay_ms', 'ms', 0, 600000, 2000),
+    ('dsg_ut_release_ms', 'ms', 0, 3600000, 5000),
+    ('fet_ot_warn_dc', '0.1C', -400, 1500, 650),
+    ('fet_ot_trip_dc', '0.1C', -400, 1500, 700),
+    ('fet_ot_release_dc', '0.1C', -400, 1500, 600),
+    ('fet_ot_delay_ms', 'ms', 0, 600000, 1000),
+    ('fet_ot_release_ms', 'ms', 0, 3600000, 10000),
+    ('sc_trip_ma', 'mA', 1000, 2000000, 300000),
+    ('module_missing_ms', 'ms', 200, 60000, 2000),
+    ('plaus_tol_mv', 'mV', 50, 100000, 2000),
+    ('plaus_delay_ms', 'ms', 0, 600000, 5000),
+    ('chemistry', 'code', 0, 2, 1),
+    ('cells_total', 'cells', 4, 96, 12),
+    ('modules', 'count', 1, 8, 1),
+    ('mod1_cells', 'cells', 0, 12, 12),
+    ('mod2_cells', 'cells', 0, 12, 0),
+    ('mod3_cells', 'cells', 0, 12, 0),
+    ('mod4_cells', 'cells', 0, 12, 0),
+    ('mod5_cells', 'cells', 0, 12, 0),
+    ('mod6_cells', 'cells', 0, 12, 0),
+    ('mod7_cells', 'cells', 0, 12, 0),
+    ('mod8_cells', 'cells', 0, 12, 0),
+    ('capacity_mah', 'mAh', 100, 2000000, 100000),
+    ('full_charge_mv', 'mV', 1000, 4800, 4200),
+    ('cutoff_mv', 'mV', 1000, 4800, 3000),
+    ('tail_current_ma', 'mA', 0, 100000, 2000),
+    ('full_hold_ms', 'ms', 0, 3600000, 30000),
+    ('empty_hold_ms', 'ms', 0, 600000, 5000),
+    ('rest_current_ma', 'mA', 0, 100000, 1000),
+    ('bal_rest_soc_pct', '%', 50, 101, 95),
+    ('bal_start_mv', 'mV', 2, 500, 10),
+    ('bal_timeout_s', 's', 10, 600, 30),
+    ('cal_offset_ma', 'mA', -100000, 100000, 0),
+    ('cal_gain_ppm', 'ppm', 500000, 1500000, 1000000),
+    ('soc_save_min', 'min', 30, 1440, 360),
+)
+_NAMES = tuple([row[0] for row in SCHEMA])  # lookups scan this in C (no dict of 73 entries in RAM)
 
 # Chemistry presets: the cell-voltage settings they fill (ov warn/trip/release, uv warn/trip/release,
 # full_charge_mv, cutoff_mv). Temperatures and currents are not chemistry-specific here.
-_PRESET_NAMES = (
-    "ov_warn_mv", "ov_trip_mv", "ov_release_mv",
-    "uv_warn_mv", "uv_trip_mv", "uv_release_mv",
-    "full_charge_mv", "cutoff_mv",
-)
 PRESETS = (
     (3600, 3650, 3400, 2800, 2500, 3100, 3550, 2500),  # LFP
     (4220, 4250, 4050, 3200, 3000, 3500, 4200, 3000),  # NMC
@@ -142,10 +154,45 @@ ORIGINAL_SETTINGS = (
     ("protection temperature", ("fet_ot_trip_dc",)),
 )
 
+# Strict chains a < b < c ... of settings (the warn level between trip and release on each condition's side).
+CHAIN_RULES = (
+    ('uv_trip_mv', 'uv_release_mv', 'ov_release_mv', 'ov_trip_mv'),
+    ('ov_release_mv', 'ov_warn_mv', 'ov_trip_mv'),
+    ('uv_trip_mv', 'uv_warn_mv', 'uv_release_mv'),
+    ('chg_oc_release_ma', 'chg_oc_warn_ma', 'chg_oc_trip_ma'),
+    ('dsg_oc_release_ma', 'dsg_oc_warn_ma', 'dsg_oc_trip_ma'),
+    ('chg_ot_release_dc', 'chg_ot_warn_dc', 'chg_ot_trip_dc'),
+    ('chg_ut_trip_dc', 'chg_ut_warn_dc', 'chg_ut_release_dc'),
+    ('dsg_ot_release_dc', 'dsg_ot_warn_dc', 'dsg_ot_trip_dc'),
+    ('dsg_ut_trip_dc', 'dsg_ut_warn_dc', 'dsg_ut_release_dc'),
+    ('fet_ot_release_dc', 'fet_ot_warn_dc', 'fet_ot_trip_dc'),
+    ('chg_ut_release_dc', 'chg_ot_release_dc'),
+    ('dsg_ut_release_dc', 'dsg_ot_release_dc'),
+    ('dsg_oc_trip_ma', 'sc_trip_ma'),
+    ('chg_oc_trip_ma', 'sc_trip_ma'),
+    ('uv_release_mv', 'full_charge_mv', 'ov_trip_mv'),
+    ('cutoff_mv', 'uv_release_mv'),
+)
+
 
 def index_of(name: str) -> int:
     """Schema position (stored ID) of ``name``; raises ``KeyError`` for an unknown name."""
-    return _INDEX[name]
+    try:
+        return _NAMES.index(name)
+    except ValueError:
+        raise KeyError(name) from None
+
+
+_I_CHEMISTRY = index_of("chemistry")
+_I_MODULES = index_of("modules")
+_I_CELLS_TOTAL = index_of("cells_total")
+_I_MOD1_CELLS = index_of("mod1_cells")  # mod1_cells .. mod8_cells are consecutive
+_I_UV_TRIP = index_of("uv_trip_mv")
+_I_CUTOFF = index_of("cutoff_mv")
+_PRESET_IDX = tuple([index_of(n) for n in (
+    "ov_warn_mv", "ov_trip_mv", "ov_release_mv", "uv_warn_mv", "uv_trip_mv", "uv_release_mv",
+    "full_charge_mv", "cutoff_mv")])
+_CHAIN_IDX = tuple([tuple([index_of(n) for n in names]) for names in CHAIN_RULES])
 
 
 def factory_values(chemistry: int = CHEM_NMC) -> list:
@@ -156,43 +203,10 @@ def factory_values(chemistry: int = CHEM_NMC) -> list:
 
 
 def _fill_preset(values, chemistry):
-    values[_INDEX["chemistry"]] = chemistry
+    values[_I_CHEMISTRY] = chemistry
     p = PRESETS[chemistry]
-    for k in range(len(_PRESET_NAMES)):
-        values[_INDEX[_PRESET_NAMES[k]]] = p[k]
-
-
-def _lt_chain(values, names):
-    """First ``(a, b)`` of the strict chain ``names[0] < names[1] < ...`` that fails, or ``None``."""
-    for k in range(len(names) - 1):
-        if not values[_INDEX[names[k]]] < values[_INDEX[names[k + 1]]]:
-            return names[k], names[k + 1]
-    return None
-
-
-def _chain_text(names):
-    return " < ".join(names)
-
-
-def _chain_rules():
-    rules = [("uv_trip_mv", "uv_release_mv", "ov_release_mv", "ov_trip_mv")]
-    for cond, unit, side in CONDITIONS:
-        t = cond + "_trip_" + unit
-        w = cond + "_warn_" + unit
-        r = cond + "_release_" + unit
-        rules.append((r, w, t) if side == HIGH else (t, w, r))
-    rules += [
-        ("chg_ut_release_dc", "chg_ot_release_dc"),
-        ("dsg_ut_release_dc", "dsg_ot_release_dc"),
-        ("dsg_oc_trip_ma", "sc_trip_ma"),
-        ("chg_oc_trip_ma", "sc_trip_ma"),
-        ("uv_release_mv", "full_charge_mv", "ov_trip_mv"),
-        ("cutoff_mv", "uv_release_mv"),
-    ]
-    return tuple(rules)
-
-
-CHAIN_RULES = _chain_rules()
+    for k in range(len(_PRESET_IDX)):
+        values[_PRESET_IDX[k]] = p[k]
 
 
 def check_values(values) -> str:
@@ -207,26 +221,28 @@ def check_values(values) -> str:
             return "%s: must be an integer (%s)" % (name, unit)
         if v < lo or v > hi:
             return "%s: range %d..%d %s, got %d" % (name, lo, hi, unit, v)
-    for names in CHAIN_RULES:
-        bad = _lt_chain(values, names)
-        if bad:
-            a, b = bad
-            return "rule %s: %s=%d must be < %s=%d" % (
-                _chain_text(names), a, values[_INDEX[a]], b, values[_INDEX[b]])
-    trip = values[_INDEX["uv_trip_mv"]]
-    cut = values[_INDEX["cutoff_mv"]]
+    for r in range(len(_CHAIN_IDX)):
+        idx = _CHAIN_IDX[r]
+        for k in range(len(idx) - 1):
+            a = idx[k]
+            b = idx[k + 1]
+            if not values[a] < values[b]:
+                return "rule %s: %s=%d must be < %s=%d" % (
+                    " < ".join(CHAIN_RULES[r]), _NAMES[a], values[a], _NAMES[b], values[b])
+    trip = values[_I_UV_TRIP]
+    cut = values[_I_CUTOFF]
     if cut < trip:
         return "rule uv_trip_mv <= cutoff_mv: cutoff_mv=%d is below uv_trip_mv=%d" % (cut, trip)
-    modules = values[_INDEX["modules"]]
+    modules = values[_I_MODULES]
     total = 0
     for i in range(1, MAX_MODULES + 1):
-        n = values[_INDEX["mod%d_cells" % i]]
+        n = values[_I_MOD1_CELLS + i - 1]
         total += n
         if i <= modules and (n < MODULE_MIN_CELLS or n > MODULE_MAX_CELLS):
             return "rule module cells 4..12: mod%d_cells=%d but modules=%d" % (i, n, modules)
         if i > modules and n != 0:
             return "rule unused module has 0 cells: mod%d_cells=%d but modules=%d" % (i, n, modules)
-    cells = values[_INDEX["cells_total"]]
+    cells = values[_I_CELLS_TOTAL]
     if cells != total:
         return "rule cells_total = sum of modN_cells: cells_total=%d, sum=%d" % (cells, total)
     return ""
@@ -241,7 +257,7 @@ class Settings:
         self.changes = 0
 
     def get(self, name: str) -> int:
-        return self._values[_INDEX[name]]
+        return self._values[index_of(name)]
 
     def value_at(self, i: int) -> int:
         return self._values[i]
@@ -272,16 +288,16 @@ class Settings:
         """Change several settings together, all or nothing (for changes that must move in step)."""
         c = self._candidate()
         for name, value in pairs:
-            if name not in _INDEX:
+            if name not in _NAMES:
                 raise ValueError("unknown setting %s" % name)
-            if name == "chemistry" and value != c[_INDEX["chemistry"]]:
+            if name == "chemistry" and value != c[_I_CHEMISTRY]:
                 # A new chemistry brings its consistent voltage defaults; other pairs may override them.
                 if not isinstance(value, int) or value < 0 or value >= len(PRESETS):
                     raise ValueError("chemistry: one of 0=LFP 1=NMC 2=LTO")
                 _fill_preset(c, value)
         for name, value in pairs:
             if name != "chemistry":
-                c[_INDEX[name]] = value
+                c[index_of(name)] = value
         self._commit(c)
 
     def apply_preset(self, chemistry: int) -> None:

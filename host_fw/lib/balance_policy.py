@@ -27,8 +27,8 @@ NONE = const(0)
 SEND = const(1)
 STOP = const(2)
 
-UNKNOWN_100UV = const(0xFFFF)
-ONE_MV_100UV = const(10)
+_UNKNOWN_100UV = const(0xFFFF)
+_ONE_MV_100UV = const(10)
 _RETARGET_100UV = const(20)
 
 
@@ -65,14 +65,14 @@ class BalancePolicy:
         trip_active: bool,
         current_ma: int,
     ) -> int:
-        known = 0 < pack_min_100uv < UNKNOWN_100UV and 0 < pack_max_100uv < UNKNOWN_100UV
+        known = 0 < pack_min_100uv < _UNKNOWN_100UV and 0 < pack_max_100uv < _UNKNOWN_100UV
         spread = pack_max_100uv - pack_min_100uv
         ok = known and self.allowed(soc_pct, full_charge_seen, trip_active, current_ma)
         if self.balancing:
-            if not ok or spread <= ONE_MV_100UV:
+            if not ok or spread <= _ONE_MV_100UV:
                 self.balancing = False
                 return STOP
-            target = pack_min_100uv + ONE_MV_100UV
+            target = pack_min_100uv + _ONE_MV_100UV
             moved = target - self.target_100uv
             if moved < 0:
                 moved = -moved
@@ -83,7 +83,7 @@ class BalancePolicy:
             return NONE
         if ok and spread >= self.start_100uv:
             self.balancing = True
-            self.target_100uv = pack_min_100uv + ONE_MV_100UV
+            self.target_100uv = pack_min_100uv + _ONE_MV_100UV
             self._sent_ms = now_ms
             return SEND
         return NONE

@@ -17,9 +17,6 @@ from adafruit_ticks import ticks_diff
 from calibration import Calibrator
 from calibration import apply as calibration_apply
 from chain import FRESH_ALL, S_ASLEEP, S_ENUM, S_WAKE, S_WAKE_WAIT
-from balance_policy import NONE as BAL_NONE
-from balance_policy import SEND as BAL_SEND
-from balance_policy import STOP as BAL_STOP
 from micropython import const
 from pack import Pack
 from protection import (
@@ -63,6 +60,11 @@ ST_STANDBY = const(3)
 ST_RUNNING = const(4)
 ST_FAULT = const(5)
 ST_SLEEP = const(6)
+# balance_policy.BalancePolicy.decide's action codes (NONE, SEND, STOP; docs/soc.md), local so they cost no RAM.
+_BAL_NONE = const(0)
+_BAL_SEND = const(1)
+_BAL_STOP = const(2)
+
 STATE_NAMES = ("START", "WAKE", "CHECK", "STANDBY", "RUNNING", "FAULT", "SLEEP")
 
 # Running sub-states (what the current says).
@@ -79,18 +81,18 @@ FC_SWITCH = const(4)  # precharge fault
 
 # Module CONFIG sent after CHECK (module board thermal limits for balancing, DESIGN.md §6).
 MODULE_OW_PERIOD_S = const(60)
-MODULE_SILENCE_MS = const(2000)
-MODULE_TEMP_WARN_DC = const(600)
-MODULE_TEMP_LIMIT_DC = const(700)
-CONFIG_WAIT_MS = const(3000)
+_MODULE_SILENCE_MS = const(2000)
+_MODULE_TEMP_WARN_DC = const(600)
+_MODULE_TEMP_LIMIT_DC = const(700)
+_CONFIG_WAIT_MS = const(3000)
 
-STANDBY_CYCLES = const(2)  # fresh cycles protection sees before RUNNING may close a path
-IDLE_MA = const(500)  # |current| below this is "Idle" (unless the settings have rest_current_ma)
-HEALTHY_MS = const(2000)  # the watchdog is fed only while the chain made progress this recently
-RECHECK_MS = const(5000)  # with the chain not matching the settings, re-enumerate this often
-NOTE_CLEAR_CYCLES = const(300)  # about a minute of healthy cycles clears the safe-mode note
-LONG_PRESS_MS = const(3000)  # button held this long = user reset
-TEMPS_PER_MODULE = const(2)
+_STANDBY_CYCLES = const(2)  # fresh cycles protection sees before RUNNING may close a path
+_IDLE_MA = const(500)  # |current| below this is "Idle" (unless the settings have rest_current_ma)
+_HEALTHY_MS = const(2000)  # the watchdog is fed only while the chain made progress this recently
+_RECHECK_MS = const(5000)  # with the chain not matching the settings, re-enumerate this often
+_NOTE_CLEAR_CYCLES = const(300)  # about a minute of healthy cycles clears the safe-mode note
+_LONG_PRESS_MS = const(3000)  # button held this long = user reset
+_TEMPS_PER_MODULE = const(2)
 
 _TEXT_START = "Starting…"
 _TEXT_WAKE = "Waking modules…"
@@ -127,7 +129,7 @@ class HostApp:
         ``settings_store.SettingsStore`` or None; ``console``: a ``usb_console.UsbConsole`` (whose
         facade is this app) or None: polled every step, a status line after every cycle.
     :param button: a ``digitalio`` input, low when pressed, or None: a short press mutes the
-        buzzer, a press held ``LONG_PRESS_MS`` is the user reset.
+        buzzer, a press held ``_LONG_PRESS_MS`` is the user reset.
     """
 
     def __init__(self, chain, settings, *, switches, current=None, indicators=None, services=None,
@@ -147,7 +149,7 @@ class HostApp:
         self.console = console
         self.button = button
         self._pressed_ms = -1
-        self.pack = Pack(max_modules, chain.max_cells, TEMPS_PER_MODULE)
+        self.pack = Pack(max_modules, chain.max_cells, _TEMPS_PER_MODULE)
         self.protection = Protection(event_capacity)
         self.events = self.protection.events
         self.values = [UNKNOWN] * N_COND
@@ -167,12 +169,12 @@ class HostApp:
         self._state_ms = 0
         self._standby_cycles = 0
         self._settings_changes = -1
-        self._idle_ma = IDLE_MA
+        self._idle_ma = _IDLE_MA
         self._cal_off = 0
         self._cal_gain = 1000000
         self._config_next = 0
         self._dir_hold = 0  # contactor: directions whose current forced the main open
-        self._bal_pending = BAL_NONE  # a BALANCE (or stop) the full command queue could not take yet
+        self._bal_pending = _BAL_NONE  # a BALANCE (or stop) the full command queue could not take yet
         self._sleep_requested = False
         self._wake_requested = False
         self._reset_requested = False
@@ -291,7 +293,7 @@ class HostApp:
         elif st != ST_SLEEP and self.fault_cause != FC_LIMITS and not self._chain_enumerating():
             if chain.module_count != self._seen_count:
                 self._check(now_ms)  # the chain grew (or was re-enumerated): check it again
-            elif self.fault_cause == FC_CONFIG and ticks_diff(now_ms, self._state_ms) >= RECHECK_MS:
+            elif self.fault_cause == FC_CONFIG and ticks_diff(now_ms, self._state_ms) >= _RECHECK_MS:
                 # A module may have been plugged in while the others all answer: look for it.
                 self._state_ms = now_ms
                 chain.request_enumerate()
@@ -337,7 +339,7 @@ class HostApp:
         if not b.value:
             if self._pressed_ms == -1:
                 self._pressed_ms = now_ms
-            elif self._pressed_ms != -2 and ticks_diff(now_ms, self._pressed_ms) >= LONG_PRESS_MS:
+            elif self._pressed_ms != -2 and ticks_diff(now_ms, self._pressed_ms) >= _LONG_PRESS_MS:
                 self._pressed_ms = -2  # held: reset once, nothing more until released
                 self.reset()
         else:
@@ -362,7 +364,7 @@ class HostApp:
             self.switches.open_all()
             if self.balance is not None:
                 self.balance.balancing = False  # the modules stop bleeding when they sleep
-            self._bal_pending = BAL_NONE
+            self._bal_pending = _BAL_NONE
             if self.soc_persist is not None and self.state != ST_SLEEP:
                 # SOC into flash before the host and chain go quiet: a power loss while asleep keeps it.
                 self.soc_persist.before_sleep(now_ms, self.settings)
@@ -392,7 +394,7 @@ class HostApp:
         if self.fault_cause == FC_LIMITS:
             self.fault_cause = FC_NONE
             self._set_state(now_ms, ST_START)
-        self._idle_ma = _setting(s, "rest_current_ma", IDLE_MA)
+        self._idle_ma = _setting(s, "rest_current_ma", _IDLE_MA)
         self._cal_off = _setting(s, "cal_offset_ma", 0)
         self._cal_gain = _setting(s, "cal_gain_ppm", 1000000)
         if self.state in (ST_STANDBY, ST_RUNNING, ST_FAULT):
@@ -472,15 +474,15 @@ class HostApp:
         chain = self.chain
         while 0 < self._config_next <= chain.module_count:
             a = self._config_next
-            if not chain.queue_config(a, chain.cell_count[a], MODULE_OW_PERIOD_S, MODULE_SILENCE_MS,
-                                      MODULE_TEMP_WARN_DC, MODULE_TEMP_LIMIT_DC):
+            if not chain.queue_config(a, chain.cell_count[a], MODULE_OW_PERIOD_S, _MODULE_SILENCE_MS,
+                                      _MODULE_TEMP_WARN_DC, _MODULE_TEMP_LIMIT_DC):
                 return  # queue full: the rest next time
             self._config_next += 1
         acked = True
         for a in range(1, chain.module_count + 1):
             if not chain.config_acked[a]:
                 acked = False
-        if acked or ticks_diff(now_ms, self._state_ms) >= CONFIG_WAIT_MS:
+        if acked or ticks_diff(now_ms, self._state_ms) >= _CONFIG_WAIT_MS:
             self._standby_cycles = 0
             self._set_state(now_ms, ST_STANDBY)
 
@@ -606,24 +608,24 @@ class HostApp:
         action = bp.decide(now_ms, lo_100uv, hi_100uv,
                            soc.soc_pct if soc is not None else 0, soc.full_seen if soc is not None else False,
                            self.protection.tripped != 0, self.current_ma if self.current_ma != UNKNOWN else 0)
-        if action == BAL_SEND:
-            self._bal_pending = BAL_SEND
-        elif action == BAL_STOP:
-            self._bal_pending = BAL_STOP
+        if action == _BAL_SEND:
+            self._bal_pending = _BAL_SEND
+        elif action == _BAL_STOP:
+            self._bal_pending = _BAL_STOP
         self._send_balance()
 
     def _send_balance(self) -> None:
         """Queue the pending BALANCE (or stop); a full command queue keeps it for the next pass."""
         act = self._bal_pending
-        if act == BAL_SEND:
+        if act == _BAL_SEND:
             bp = self.balance
             ok = self.chain.queue_balance(0xFF, bp.target_100uv, bp.timeout_s)
-        elif act == BAL_STOP:
+        elif act == _BAL_STOP:
             ok = self.chain.queue_balance(0xFF, 0, 0)
         else:
             return
         if ok:
-            self._bal_pending = BAL_NONE
+            self._bal_pending = _BAL_NONE
 
     def _balance_guard(self) -> None:
         """Out of RUNNING (a FAULT of any cause, STANDBY after a re-check) the modules must stop bleeding
@@ -631,7 +633,7 @@ class HostApp:
         bp = self.balance
         if bp is not None and bp.balancing and self.state != ST_RUNNING and self.state != ST_SLEEP:
             bp.balancing = False
-            self._bal_pending = BAL_STOP
+            self._bal_pending = _BAL_STOP
         if self._bal_pending:
             self._send_balance()
 
@@ -650,7 +652,7 @@ class HostApp:
             if both and self._standby_cycles >= 1:
                 self.fault_cause = FC_PROTECTION
                 self._set_state(now_ms, ST_FAULT)
-            elif self._standby_cycles >= STANDBY_CYCLES:
+            elif self._standby_cycles >= _STANDBY_CYCLES:
                 self._set_state(now_ms, ST_RUNNING)
         elif st == ST_RUNNING:
             if both:
@@ -691,10 +693,10 @@ class HostApp:
         re-enumeration), or the host is legitimately quiet (asleep)."""
         chain = self.chain
         quiet = self.state == ST_SLEEP or chain.state == S_ASLEEP
-        self.healthy = quiet or ticks_diff(now_ms, self._progress_ms) < HEALTHY_MS
+        self.healthy = quiet or ticks_diff(now_ms, self._progress_ms) < _HEALTHY_MS
         if self.healthy and self.services is not None:
             self.services.feed_watchdog()
-            if not self._note_cleared and self.cycles >= NOTE_CLEAR_CYCLES:
+            if not self._note_cleared and self.cycles >= _NOTE_CLEAR_CYCLES:
                 # A healthy minute: whatever sent the board to safe mode is over; start counting afresh.
                 self._note_cleared = True
                 self.services.clear_safemode_note()

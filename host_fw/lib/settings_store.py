@@ -51,17 +51,17 @@ PAGE_SIZE = const(4096)
 MAGIC = const(0x4D42)  # "BM"
 _HDR = "<HBBIIIHH"  # magic, version, slot, seq, erases page 0, erases page 1, n settings, soc_len
 HDR_LEN = struct.calcsize(_HDR)  # 20
-PAIR_LEN = const(5)  # setting ID u8 + value i32
-RATED_ERASES = const(10000)
-DAY_MS = const(86400000)
+_PAIR_LEN = const(5)  # setting ID u8 + value i32
+_RATED_ERASES = const(10000)
+_DAY_MS = const(86400000)
 
 _SINGLE_PAGE_NOTE = "single 4 KiB page: a power cut during a write can lose both records"
-PENDING_SETTINGS = const(1)
-PENDING_SOC = const(2)
+_PENDING_SETTINGS = const(1)
+_PENDING_SOC = const(2)
 
 
 def record_len(n_settings: int, soc_len: int) -> int:
-    return HDR_LEN + PAIR_LEN * n_settings + soc_len + 4
+    return HDR_LEN + _PAIR_LEN * n_settings + soc_len + 4
 
 
 class SettingsStore:
@@ -95,7 +95,7 @@ class SettingsStore:
         self._soc = bytearray(soc_len)
         self.soc_buf = memoryview(self._soc)
         self.soc_valid = False
-        self._interval_ms = DAY_MS // budget_per_day
+        self._interval_ms = _DAY_MS // budget_per_day
         self._cap_ms = burst * self._interval_ms
         self._credit_ms = boot_credit * self._interval_ms
         self._settle_ms = settle_ms
@@ -163,7 +163,7 @@ class SettingsStore:
             self.erases[1] = max(self.erases[1], e1)
             notes.extend(self._load_settings(settings, rec, version, n))
             if soc_len == self.soc_len and version == SCHEMA_VERSION:
-                off = HDR_LEN + PAIR_LEN * n
+                off = HDR_LEN + _PAIR_LEN * n
                 self._soc[:] = rec[off : off + soc_len]
                 self.soc_valid = True
             else:
@@ -180,11 +180,11 @@ class SettingsStore:
         seen = bytearray(self._n)
         # chemistry first: its preset gives consistent defaults for what the record lacks
         for k in range(n):
-            sid, v = struct.unpack_from("<Bi", rec, HDR_LEN + PAIR_LEN * k)
+            sid, v = struct.unpack_from("<Bi", rec, HDR_LEN + _PAIR_LEN * k)
             if sid == chem_id and SCHEMA[sid][2] <= v <= SCHEMA[sid][3]:
                 values = factory_values(v)
         for k in range(n):
-            sid, v = struct.unpack_from("<Bi", rec, HDR_LEN + PAIR_LEN * k)
+            sid, v = struct.unpack_from("<Bi", rec, HDR_LEN + _PAIR_LEN * k)
             if sid < self._n and SCHEMA[sid][2] <= v <= SCHEMA[sid][3] and not SCHEMA[sid][0].startswith("_"):
                 values[sid] = v
                 seen[sid] = 1
@@ -207,11 +207,11 @@ class SettingsStore:
 
     # -- writing ------------------------------------------------------------------------------
     def settings_changed(self, now_ms: int) -> None:
-        self.pending |= PENDING_SETTINGS
+        self.pending |= _PENDING_SETTINGS
         self._changed_ms = now_ms
 
     def request_soc_save(self, now_ms: int) -> None:
-        self.pending |= PENDING_SOC
+        self.pending |= _PENDING_SOC
 
     def _accrue(self, now_ms: int) -> None:
         if self._have_last:
@@ -233,7 +233,7 @@ class SettingsStore:
         self._accrue(now_ms)
         if not self.pending:
             return False
-        if self.pending & PENDING_SETTINGS and ticks_diff(now_ms, self._changed_ms) < self._settle_ms:
+        if self.pending & _PENDING_SETTINGS and ticks_diff(now_ms, self._changed_ms) < self._settle_ms:
             return False
         if self._credit_ms < self._interval_ms:
             if not self._held:  # count each write the budget holds back once
@@ -257,8 +257,8 @@ class SettingsStore:
             _HDR, rec, 0, MAGIC, SCHEMA_VERSION, slot, self.seq, self.erases[0], self.erases[1], self._n, self.soc_len
         )
         for i in range(self._n):
-            struct.pack_into("<Bi", rec, HDR_LEN + PAIR_LEN * i, i, settings.value_at(i))
-        off_soc = HDR_LEN + PAIR_LEN * self._n
+            struct.pack_into("<Bi", rec, HDR_LEN + _PAIR_LEN * i, i, settings.value_at(i))
+        off_soc = HDR_LEN + _PAIR_LEN * self._n
         rec[off_soc : off_soc + self.soc_len] = self._soc
         struct.pack_into("<I", rec, self._len - 4, binascii.crc32(memoryview(rec)[: self._len - 4]) & 0xFFFFFFFF)
         self.pending = 0
@@ -270,8 +270,8 @@ class SettingsStore:
         # a fresh good record resolves what the boot note reported (a corrupt page, a migration)
         self.note = _SINGLE_PAGE_NOTE if self.single_page else ""
         if self.worn:
-            self.note = "flash past %d erases" % RATED_ERASES
+            self.note = "flash past %d erases" % _RATED_ERASES
 
     @property
     def worn(self) -> bool:
-        return self.erases[0] >= RATED_ERASES or self.erases[1] >= RATED_ERASES
+        return self.erases[0] >= _RATED_ERASES or self.erases[1] >= _RATED_ERASES

@@ -36,8 +36,8 @@ try:
 except ImportError:
     pass
 
-SLEEP_MAGIC = const(0x534F)  # "OS"
-SLEEP_VERSION = const(1)
+_SLEEP_MAGIC = const(0x534F)  # "OS"
+_SLEEP_VERSION = const(1)
 # sleep_memory layout at ``offset``: magic u16, version u8, pad u8, gen u32, SOC record, crc16 u16
 _SM_HDR = "<HBBI"
 SLEEP_LEN = 8 + RECORD_LEN + 2
@@ -89,7 +89,7 @@ class SocPersist:
         b[:] = self._sm[self._off : self._off + SLEEP_LEN]
         magic, version, _, gen = struct.unpack_from(_SM_HDR, b, 0)
         (crc,) = struct.unpack_from("<H", b, SLEEP_LEN - 2)
-        if magic == SLEEP_MAGIC and version == SLEEP_VERSION and crc16_ccitt(b, end=SLEEP_LEN - 2) == crc:
+        if magic == _SLEEP_MAGIC and version == _SLEEP_VERSION and crc16_ccitt(b, end=SLEEP_LEN - 2) == crc:
             sm_gen = gen
         nvm_gen = -1
         if self.store.soc_valid:
@@ -108,7 +108,7 @@ class SocPersist:
     def _pack(self) -> None:
         b = self._buf
         self.gen += 1
-        struct.pack_into(_SM_HDR, b, 0, SLEEP_MAGIC, SLEEP_VERSION, 0, self.gen)
+        struct.pack_into(_SM_HDR, b, 0, _SLEEP_MAGIC, _SLEEP_VERSION, 0, self.gen)
         self.soc.pack_into(b, 8)
         struct.pack_into("<H", b, SLEEP_LEN - 2, crc16_ccitt(b, end=SLEEP_LEN - 2))
         self._sm[self._off : self._off + SLEEP_LEN] = b
