@@ -31,11 +31,17 @@ SETTINGS = os.path.join(ROOT, "module_fw", "settings.toml")
 
 @pytest.fixture
 def wired(monkeypatch):
-    """Run code.py's build() with settings.toml in the environment and simulated parts behind busio/digitalio."""
+    return _wire(monkeypatch)
+
+
+def _wire(monkeypatch, **overrides):
+    """Run code.py's build() with settings.toml (and ``overrides``) in the environment and simulated parts behind
+    busio/digitalio."""
     if tomllib is None:
         pytest.skip("tomllib needs Python 3.11")
     with open(SETTINGS, "rb") as f:
         settings = tomllib.load(f)
+    settings.update(overrides)
     for k, v in settings.items():
         monkeypatch.setenv(k, str(v))  # os.getenv on CircuitPython returns the typed value; code.py takes both
     clock = VirtualClock()
@@ -43,7 +49,7 @@ def wired(monkeypatch):
     model = LTC6811Model(clock, lambda: cells_uv)
     up = SimLink(clock, baudrate=int(settings["LINK_BAUD"]), name="up")
     down = SimLink(clock, baudrate=int(settings["LINK_BAUD"]), name="down")
-    made = {"uarts": [], "spi": [], "pins": []}
+    made = {"uarts": [], "spi": [], "pins": [], "spi_objs": []}
 
     def pin_name(p):
         return p
@@ -55,6 +61,7 @@ def wired(monkeypatch):
     def fake_spi(clk, MOSI=None, MISO=None):
         spi = SimSPI(model)
         made["spi"].append((clk, MOSI, MISO))
+        made["spi_objs"].append(spi)
         return spi
 
     def fake_uart(tx, rx, *, baudrate, timeout, receiver_buffer_size, rs485_dir=None):
@@ -123,3 +130,14 @@ def test_code_py_board_sleeps_on_the_up_rx_pin(wired):
     (pin_alarm,) = wired.alarm.deep_sleeps[0]
     assert pin_alarm.pin == wired.settings["UP_RX"] and pin_alarm.value is False
     assert wired.model.asleep
+    # every pin is let go first (the UP UART holds the wake pin)
+    assert wired.up.b.deinited and wired.down.a.deinited
+    assert all(s.deinited for s in wired.made["spi_objs"]) and all(p.deinited for p in wired.made["pins"])
+
+
+def test_code_py_takes_the_module_settings_from_settings_toml(monkeypatch):
+    w = _wire(monkeypatch, CELL_COUNT=7, NTC_BETA=3950, BLEED_MA=150, BALANCE_BUDGET_MW=2000, OW_PERIOD_S=10,
+              SILENCE_MS=5000, TEMP_WARN_DC=550, TEMP_LIMIT_DC=650)
+    a = w.app
+    assert (a.cell_count, a._ntc.beta, a.bleed_ma, a.budget_mw, a.ow_period_s) == (7, 3950, 150, 2000, 10)
+    assert (a.silence_ms, a.temp_warn_dc, a.temp_limit_dc) == (5000, 550, 650)
