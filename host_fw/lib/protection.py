@@ -80,6 +80,12 @@ TABLE = (
     ("plaus", None, _HIGH, BLOCK_BOTH, False, "Pack voltage implausible"),
 )
 
+# Conditions whose value is an aggregate over every module's cells or sensors: while any module is
+# missing (some cells unknown) the aggregate covers only the modules that answered, so it may look
+# fine while the cell or sensor that caused the trip is the unknown one. These trips (and warnings)
+# do not release until every module answers again; they can still trip on the known ones.
+_NEEDS_ALL = const((1 << OV) | (1 << UV) | (1 << CHG_OT) | (1 << CHG_UT) | (1 << DSG_OT) | (1 << DSG_UT))
+
 # Fixed timings of the count conditions (no user setting; see docs/protection.md).
 MISSING_RELEASE_MS = const(1000)
 OPEN_WIRE_DELAY_MS = const(0)  # the module already confirms an open wire with two ADOW passes
@@ -307,12 +313,14 @@ class Protection:
         """Advance every condition with this cycle's ``values`` (one per condition id)."""
         if not self.loaded:
             return
+        m = values[MISSING]
+        incomplete = m != 0  # some module's cells are unknown (UNKNOWN counts as incomplete too)
         for c in range(N_COND):
             v = values[c]
             w = where[c] if where is not None else 0
-            self._step(c, now_ms, v, w)
+            self._step(c, now_ms, v, w, incomplete and (_NEEDS_ALL >> c) & 1)
 
-    def _step(self, c: int, now_ms: int, v: int, w: int) -> None:
+    def _step(self, c: int, now_ms: int, v: int, w: int, hold: int = 0) -> None:
         bit = 1 << c
         if v == UNKNOWN:
             # No data breaks every pending timer; a trip stays until real data says it is over.
@@ -348,7 +356,7 @@ class Protection:
                 self._trip_since[c] = _NO_TIMER
         elif not TABLE[c][4]:
             self._trip_since[c] = _NO_TIMER
-            if safe:
+            if safe and not hold:
                 if self._rel_since[c] == _NO_TIMER:
                     self._rel_since[c] = now_ms
                 if ticks_diff(now_ms, self._rel_since[c]) >= lim[_REL_MS]:
@@ -375,7 +383,7 @@ class Protection:
                 self._warn_since[c] = _NO_TIMER
         else:
             self._warn_since[c] = _NO_TIMER
-            if not beyond_warn and not self.tripped & bit:
+            if not beyond_warn and not self.tripped & bit and not hold:
                 if self._wrel_since[c] == _NO_TIMER:
                     self._wrel_since[c] = now_ms
                 if ticks_diff(now_ms, self._wrel_since[c]) >= lim[_REL_MS]:

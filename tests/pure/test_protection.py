@@ -246,3 +246,78 @@ def test_event_ring_is_bounded_and_ordered():
     assert len(log) == 4 and log.seq == 10
     assert log.get(0)[0] == 6 and log.get(3)[0] == 9
     raises(IndexError, log.get, 4)
+
+
+def test_cell_and_temperature_trips_hold_while_a_module_is_missing():
+    # OV on a cell of module 5; module 5 stops answering: the highest *known* cell is fine, but the
+    # over-voltage cell is only unknown, not fixed. The trip must not release until every module answers.
+    p, v = make()
+    v[OV] = 4300
+    v[DSG_OT] = 650
+    run(p, v, 0, 2100)
+    assert p.is_tripped(OV) and p.is_tripped(DSG_OT)
+    v[OV] = 3700  # the known cells only
+    v[DSG_OT] = 250  # the hot sensor's module is the missing one
+    v[MISSING] = 1
+    run(p, v, 2110, 30000)
+    assert p.is_tripped(OV) and p.is_tripped(DSG_OT) and p.is_warning(OV)
+    v[MISSING] = 0  # back, and really fine now: the release delays count from here
+    run(p, v, 30010, 30010 + 1990)
+    assert p.is_tripped(OV)
+    run(p, v, 32010, 40000)
+    assert not p.is_tripped(OV) and not p.is_tripped(DSG_OT)
+
+
+def test_a_missing_module_does_not_stop_trips_on_the_known_cells():
+    p, v = make()
+    v[MISSING] = 1
+    v[UV] = 2900
+    run(p, v, 0, 1010)
+    assert p.is_tripped(UV)
+
+
+def test_warning_has_its_own_debounce_and_clear_delay():
+    p, v = make()
+    v[OV] = 4210  # above warn, below trip
+    run(p, v, 0, 990)
+    assert not p.is_warning(OV)  # 990 ms: not yet
+    p.update(1000, v)
+    assert p.is_warning(OV)
+    v[OV] = 3700
+    run(p, v, 1010, 1010 + 1990)
+    assert p.is_warning(OV)  # the clear waits the release delay too
+    run(p, v, 3010, 3100)
+    assert not p.is_warning(OV)
+
+
+def test_every_transition_logged_with_time_cause_value_and_place():
+    p, v = make()
+    w = [0] * N_COND
+    v[OV] = 4300
+    w[OV] = 56
+    t = 100
+    while not p.is_tripped(OV):
+        p.update(t, v, w)
+        t += 10
+    trip_t = t - 10
+    ev = p.events.get(p.events.find(EV_TRIP, OV))
+    assert ev == (trip_t, EV_TRIP, OV, 4300, 56)
+    assert p.events.get(p.events.find(EV_WARN, OV))[3] == 4300
+    v[OV] = 4000
+    w[OV] = 9
+    while p.is_tripped(OV):
+        p.update(t, v, w)
+        t += 10
+    assert p.events.get(p.events.find(EV_RELEASE, OV)) == (t - 10, EV_RELEASE, OV, 4000, 9)
+
+
+def test_missing_module_release_waits_one_second():
+    p, v = make()
+    v[MISSING] = 2
+    run(p, v, 0, 1100)
+    assert not p.charge_allowed
+    v[MISSING] = 0
+    run(p, v, 1110, 1110 + 990)
+    assert not p.charge_allowed and not p.discharge_allowed
+    run(p, v, 2110, 2200)
+    assert p.charge_allowed and p.discharge_allowed
