@@ -75,9 +75,24 @@ class Recorder:
             plt.close(fig)
             paths.append(p)
 
+        phases = []  # (start, end, name) of each contiguous phase
+        for xv, name in zip(x, self._col("phase"), strict=True):
+            if phases and phases[-1][2] == name:
+                phases[-1][1] = xv
+            else:
+                phases.append([xv, xv, name])
+
         def shade_trips(ax):
+            for i, (a, b, name) in enumerate(phases):
+                if i % 2:
+                    ax.axvspan(a, b, color="0.93", zorder=0)
+                if span > 0 and (b - a) * div >= 0.04 * span:  # label only phases wide enough to read
+                    ax.text((a + b) / 2, 1.0, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                            fontsize=8, color="0.35")
             for trip in summary.get("trips", []):
                 ax.axvline(trip["t_s"] / div, color="red", lw=0.8, ls="--")
+                ax.text(trip["t_s"] / div, 0.02, " " + trip["cause"], transform=ax.get_xaxis_transform(),
+                        color="red", fontsize=8)
 
         # cell voltages: every cell thin, min/max bold
         fig, ax = plt.subplots(figsize=(11, 5.5))
@@ -85,7 +100,7 @@ class Recorder:
             ax.plot(x, self._col("cell%02d_mv" % (i + 1)), lw=0.5, alpha=0.6)
         ax.plot(x, self._col("cell_min_mv"), color="k", lw=1.2, label="min")
         ax.plot(x, self._col("cell_max_mv"), color="k", lw=1.2, ls=":", label="max")
-        ax.set(title=title + ": cell voltages", xlabel="time (%s)" % unit, ylabel="cell voltage (mV)")
+        ax.set(title=title + ": cell voltages\n", xlabel="time (%s)" % unit, ylabel="cell voltage (mV)")
         shade_trips(ax)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
@@ -94,7 +109,7 @@ class Recorder:
         fig, ax = plt.subplots(figsize=(11, 4))
         ax.plot(x, self._col("current_a"), label="true current")
         ax.plot(x, self._col("host_current_a"), lw=0.8, ls="--", label="host (INA228)")
-        ax.set(title=title + ": pack current (charge > 0)", xlabel="time (%s)" % unit, ylabel="current (A)")
+        ax.set(title=title + ": pack current (charge > 0)\n", xlabel="time (%s)" % unit, ylabel="current (A)")
         shade_trips(ax)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
@@ -103,7 +118,8 @@ class Recorder:
         fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         ax.plot(x, self._col("true_soc_pct"), label="true SOC (model)")
         ax.plot(x, self._col("soc_pct"), ls="--", label="host estimate")
-        ax.set(title=title + ": state of charge", ylabel="SOC (%)")
+        ax.set(title=title + ": state of charge\n", ylabel="SOC (%)")
+        shade_trips(ax)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
         err = [(a - b) if _ok(a) and _ok(b) else float("nan")
@@ -121,7 +137,8 @@ class Recorder:
         for m in range(self.modules):
             ax.plot(x, self._col("m%d_cells_c" % (m + 1)), ls=":", label="module %d cells" % (m + 1))
         ax.plot(x, self._col("fet_c"), color="k", lw=0.8, label="host MOSFET")
-        ax.set(title=title + ": temperatures (model)", xlabel="time (%s)" % unit, ylabel="°C")
+        ax.set(title=title + ": temperatures (model)\n", xlabel="time (%s)" % unit, ylabel="°C")
+        shade_trips(ax)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=7, ncol=2)
         save(fig, "temperatures.png")
@@ -129,7 +146,8 @@ class Recorder:
         fig, ax = plt.subplots(figsize=(11, 4.5))
         for m in range(self.modules):
             ax.step(x, self._col("m%d_bleeding" % (m + 1)), where="post", label="module %d" % (m + 1))
-        ax.set(title=title + ": balancing", xlabel="time (%s)" % unit, ylabel="cells bleeding")
+        ax.set(title=title + ": balancing\n", xlabel="time (%s)" % unit, ylabel="cells bleeding")
+        shade_trips(ax)
         ax.grid(alpha=0.3)
         ax2 = ax.twinx()
         ax2.plot(x, self._col("spread_mv"), color="k", lw=1.0, label="spread (mV, right)")
