@@ -102,3 +102,19 @@ def test_enable_outputs_follow_direction():
 def test_bad_contactor_settings_refused():
     with pytest.raises(ValueError):
         ContactorSwitches(SimPin(), SimPin(), margin_mv=0, precharge_ms=1000, retries=1)
+
+
+def test_precharge_fault_latches_through_requests_off_and_on_until_reset():
+    clock, main, pre, bus, sw = contactor_rig(stuck=True, retries=0)
+    run(clock, sw, bus, 4000)
+    assert sw.fault
+    attempts = len([t for t, v in pre.history if v])
+    run(clock, sw, bus, 1000, on=False)  # the app stops asking (FAULT) ...
+    sw.open_all()
+    bus.stuck = False
+    run(clock, sw, bus, 10000)  # ... and asks again: no new attempt without a user reset
+    assert sw.fault and not main.value and not pre.value
+    assert len([t for t, v in pre.history if v]) == attempts
+    sw.reset()
+    run(clock, sw, bus, 5000)
+    assert sw.state == CLOSED

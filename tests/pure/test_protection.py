@@ -321,3 +321,15 @@ def test_missing_module_release_waits_one_second():
     assert not p.charge_allowed and not p.discharge_allowed
     run(p, v, 2110, 2200)
     assert p.charge_allowed and p.discharge_allowed
+
+
+def test_plausibility_release_waits_its_delay():
+    p, v = make()
+    v[PLAUS] = 2500
+    run(p, v, 0, 3100)
+    assert not p.discharge_allowed
+    v[PLAUS] = 100
+    run(p, v, 3110, 3110 + 2990)
+    assert not p.discharge_allowed
+    run(p, v, 6110, 6200)
+    assert p.charge_allowed and p.discharge_allowed
