@@ -46,7 +46,10 @@ def decide(name: str, count: int) -> tuple:
 
 def outputs_off(getenv, board_mod, digitalio_mod) -> list:
     """Drive every configured power-path pin to OFF; returns the pins held (keep them referenced)."""
-    off = not bool(int(getenv("OUTPUT_ACTIVE_HIGH") or 1))
+    # os.getenv gives an int for "OUTPUT_ACTIVE_HIGH = 0": "or 1" would turn that 0 into active high and
+    # drive active-low outputs ON. Only a missing or empty setting means the default (active high).
+    v = getenv("OUTPUT_ACTIVE_HIGH")
+    off = not (True if v is None or v == "" else bool(int(v)))
     held = []
     for key in OUTPUT_PINS:
         name = getenv(key)
