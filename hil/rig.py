@@ -324,7 +324,11 @@ class Firmware:
         self._ev_seq = 0
         self._cycles_seen = 0
         self._cycle_t0 = None
-        self.incomplete_cycles = 0
+        self.incomplete_cycles = 0  # host cycles that ended without every module's cells, temps and status
+        self.n_modules = n
+        from chain import FRESH_ALL
+
+        self._fresh_all = FRESH_ALL
         self._mod_flags = [None] * n
         self._force_balance = False
         self._build_host(host_soc_pct if host_soc_pct is not None else pack.true_soc() * 100.0)
@@ -394,6 +398,13 @@ class Firmware:
     def step(self, now_ms: int) -> None:
         if self.host_on:
             self.host.step(now_ms)
+            chain = self.chain
+            if chain.cycle_count != self._cycles_seen:  # a cycle ended: did every module answer in it?
+                self._cycles_seen = chain.cycle_count
+                fresh = chain.fresh
+                if chain.module_count < self.n_modules or any(
+                        fresh[a] != self._fresh_all for a in range(1, chain.module_count + 1)):
+                    self.incomplete_cycles += 1
         for b in self.boards:
             b.step(now_ms)
         # the INA228 ALERT line drives the switch driver directly: a short is cut at once
@@ -434,13 +445,6 @@ class Firmware:
         self.ina.set_current(pack.current_ma())
         self.ina.set_bus(pack.bus_mv() // self.vbus_ratio)
         chain = self.chain
-        if self.host_on and chain.cycle_count != self._cycles_seen:
-            self._cycles_seen = chain.cycle_count
-            from chain import FRESH_ALL
-
-            if any(chain.fresh[a] != FRESH_ALL for a in range(1, chain.module_count + 1)) or \
-                    chain.module_count < pack.modules:
-                self.incomplete_cycles += 1
         for pin in [b.cs for b in self.boards] + [self.host_dir]:
             if len(pin.history) > 4096:  # chip selects toggle every transaction: keep memory flat on long runs
                 del pin.history[:-1]

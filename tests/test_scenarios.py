@@ -61,6 +61,7 @@ def test_unplugged_module_comes_back_without_a_reset(results):
     summary, _, rig = results("module_unplug")
     assert summary["both_open_while_missing"]
     assert summary["recovered"]
+    assert summary["missed_cycles"] >= 10  # every cycle without module 2 counts as missed
     assert "release missing" in rig.recorder.events_text()
 
 
@@ -102,6 +103,7 @@ def test_reduced_full_cycle_charges_balances_and_discharges(tmp_path):
     assert summary["soc_error_after_full_pct"] <= 1.0
     assert [t["cause"] for t in summary["trips"]] == ["uv"]
     assert summary["charge_ah"] > 0 and summary["discharge_ah"] > 0.8
+    assert summary["missed_cycles"] == 0
     written = json.loads((tmp_path / "summary.json").read_text())
     for key in ("scenario", "simulated_s", "wall_s", "cells", "final_spread_mv", "balance_time_s",
                 "soc_error_max_pct", "trips", "charge_ah", "discharge_ah", "missed_cycles"):
