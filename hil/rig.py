@@ -421,11 +421,13 @@ class Firmware:
         end of the earliest transmission in flight (the packet is then whole at the far end), or ``coarse_us``
         from now when every link is quiet."""
         nxt = now_us + coarse_us
+        host_on = self.host_on
         for k, link in enumerate(self.links):
-            a, b = link.a, link.b
-            if b.in_waiting or ((k or self.host_on) and a.in_waiting):
-                return now_us + fine_us
-            for end in (a, b):
+            for end in (link.a, link.b):
+                # unread bytes: in the receive buffer, or arrived on the wire and not yet pumped (peeking at the
+                # SimUART queues instead of ``in_waiting`` avoids pumping every port every step)
+                if (k or host_on or end is link.b) and (end._rx or (end.peer._wire and end.peer._wire[0][0] <= now_us)):
+                    return now_us + fine_us
                 t = end._tx_end_us
                 if now_us < t < nxt:
                     nxt = int(t) + 1
