@@ -74,3 +74,16 @@ def test_run_until_reports_a_timeout():
     rig = Rig(cells=8, modules=2)
     assert rig.run_until(lambda r: False, 1.0) is False
     assert rig.t_s == pytest.approx(1.0, abs=0.01)
+
+
+def test_whole_rig_runs_across_the_tick_wrap():
+    from hil.clock import TICKS_PERIOD
+
+    rig = Rig(cells=8, modules=2, soc=0.6, start_ms=TICKS_PERIOD - 4000)
+    rig.set_profile(Load(10.0), "discharge")
+    rig.run_for(12.0)  # the firmware's tick wraps 4 s in
+    assert rig.clock.ms < 10000
+    assert rig.trips == []
+    assert rig.paths.discharge_closed and rig.fw.host_current_a() == pytest.approx(-10.0, rel=0.01)
+    assert rig.fw.missed_cycles() == 0
+    assert rig.soc_error_max_pct < 0.5
