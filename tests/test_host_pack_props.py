@@ -34,3 +34,15 @@ def test_pack_matches_reference(mods):
     assert p.total_mv == (sum(known) if len(known) == len(ref) else UNKNOWN)
     missing = sum(1 for n, fresh, raw in mods if not fresh or 0xFFFF in raw[:n])
     assert p.missing_count == missing
+
+
+def test_pack_reads_the_chain_masters_unknown_temperature_as_unknown():
+    # pack repeats chain.TEMP_UNKNOWN (so the pure pack picture needs no chain master): they must agree.
+    import chain
+
+    p = Pack(max_modules=1, cells_per_module=12, temps_per_module=2)
+    p.configure([12])
+    p.begin()
+    p.set_module(0, [33000] * 12, 0, 12, [chain.TEMP_UNKNOWN, 250], 0, 2)
+    p.finish()
+    assert p.sensor_state(0) == "unknown" and p.module_temp_dc[0] == UNKNOWN and p.temp_min_dc == 250

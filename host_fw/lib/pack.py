@@ -15,6 +15,8 @@ floats.
 
 from micropython import const
 
+# The wire's sentinels and STATUS flags are the protocol's (docs/protocol.md), defined once there.
+from bms_packet import CELL_UNKNOWN, FLAG_SAMPLE_STALE, TEMP_ABSENT
 from protection import UNKNOWN
 
 try:
@@ -22,20 +24,9 @@ try:
 except ImportError:
     pass
 
-CELL_UNKNOWN_100UV = const(0xFFFF)  # wire value of an unknown cell
-TEMP_ABSENT = const(-32768)  # wire value of an absent sensor
-TEMP_UNKNOWN = const(-32767)  # the chain master's "this sensor's value did not arrive"
-
-# STATUS flags bits (docs/protocol.md).
-FLAG_AFE_FAULT = const(0x0001)
-FLAG_WIRING = const(0x0002)
-FLAG_OPEN_WIRE = const(0x0004)
-FLAG_HEAT_WARN = const(0x0008)
-FLAG_HEAT_LIMIT = const(0x0010)
-FLAG_BALANCING = const(0x0020)
-FLAG_NOT_CONFIGURED = const(0x0040)
-FLAG_STALE = const(0x0080)
-FLAG_TEMP_ABSENT = const(0x0100)
+# chain.TEMP_UNKNOWN, the chain master's "this sensor's value did not arrive" (host side only, not on the
+# wire); repeated so the pure pack picture does not import the chain master.
+TEMP_UNKNOWN = const(-32767)
 
 
 def _popcount(x: int) -> int:
@@ -146,10 +137,10 @@ class Pack:
         n = self.cell_count[m]
         if n_cells < n:
             n = n_cells
-        if cells_100uv is not None and not flags & FLAG_STALE:
+        if cells_100uv is not None and not flags & FLAG_SAMPLE_STALE:
             for i in range(n):
                 raw = cells_100uv[cell_off + i]
-                self._grid[base + i] = UNKNOWN if raw == CELL_UNKNOWN_100UV else (raw + 5) // 10
+                self._grid[base + i] = UNKNOWN if raw == CELL_UNKNOWN else (raw + 5) // 10
         tbase = m * self.temps_per_module
         if temps_dc is not None:
             k = n_temps if n_temps < self.temps_per_module else self.temps_per_module

@@ -1,6 +1,7 @@
 """Pack picture: pack order, statistics, unknown stays unknown, absent sensors. Runs on MicroPython."""
 
-from pack import FLAG_STALE, NTC_TABLE, TEMP_ABSENT, UNKNOWN, Pack, ntc_temp_dc
+from bms_packet import FLAG_SAMPLE_STALE as FLAG_STALE
+from pack import NTC_TABLE, TEMP_ABSENT, UNKNOWN, Pack, ntc_temp_dc
 from upy_check import raises
 
 
