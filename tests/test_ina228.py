@@ -136,3 +136,17 @@ def test_only_the_shunt_limits_raise_the_alert():
     model.set_current(250000)  # a large but allowed current either
     s.read()
     assert not s.sc_alert
+
+
+@pytest.mark.parametrize("shunt_uohm,sc_trip_ma", [(250, 600000), (100, 400000)])
+def test_current_exact_up_to_full_scale_in_both_ranges(shunt_uohm, sc_trip_ma):
+    # Near full scale (163.84 mV or 40.96 mV across the shunt) the integer scaling must still be exact to
+    # the rounding of one ADC step; the board's small ints end at 2^30, so no product may need more.
+    _, model, _, s = rig(shunt_uohm=shunt_uohm, max_current_ma=sc_trip_ma, sc_trip_ma=sc_trip_ma)
+    full_nv = 40960000 if s.adc_range else 163840000
+    step_ma = (78.125 if s.adc_range else 312.5) / shunt_uohm
+    for frac in (-0.999, -0.5, 0.001, 0.5, 0.999):
+        ma = int(frac * full_nv / shunt_uohm)
+        model.set_current(ma)
+        assert s.read()
+        assert abs(s.current_ma - ma) <= step_ma + 1

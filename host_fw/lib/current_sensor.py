@@ -90,8 +90,10 @@ class CurrentSensor:
                 % (max(max_current_ma, sc_trip_ma), shunt_uohm, top_nv // 1000)
             )
         self.adc_range = 1 if top_nv <= _RANGE1_NV else 0
-        # Shunt-voltage LSB x 8, in nV (312.5 or 78.125 nV) and the limit LSB in nV (5 uV or 1.25 uV).
-        self._lsb_x8_nv = 625 if self.adc_range else 2500
+        # Shunt-voltage LSB as a fraction of nV: 625/2 = 312.5 nV or 625/8 = 78.125 nV. Kept as 625/den so
+        # raw (20 bits) x 625 stays a small int on the board (< 2^30); raw x 2500 would not near full scale.
+        self._lsb_den = 8 if self.adc_range else 2
+        # The limit registers' LSB in nV (5 uV or 1.25 uV).
         self._limit_lsb_nv = 1250 if self.adc_range else 5000
         self.configure()
 
@@ -100,7 +102,9 @@ class CurrentSensor:
         ina = self.ina
         ina.adc_range = self.adc_range
         ina.set_calibration(self.shunt_uohm / 1000000, self.max_current_ma / 1000)
-        ina.alert_polarity = 0  # active low, open drain: a broken wire reads as an alert
+        # Active low, open drain, with a pull-up. A broken ALERT wire to the GPIO reads "no alert": the
+        # switch driver's own cut-off is the protection; the GPIO only tells the firmware.
+        ina.alert_polarity = 0
         ina.alert_latch = 1  # a microsecond spike is still seen by a 200 ms loop
         ina._alert_conv = False  # the driver's reset() routes conversion-ready to the pin; the pin is for limits only
         sovl = self.sc_trip_ma * self.shunt_uohm // self._limit_lsb_nv
@@ -143,7 +147,7 @@ class CurrentSensor:
             if raw & 0x800000:
                 raw -= 0x1000000
             raw >>= 4  # 20-bit reading
-            nv = raw * self._lsb_x8_nv // 8 if raw >= 0 else -((-raw * self._lsb_x8_nv) // 8)
+            nv = raw * 625 // self._lsb_den if raw >= 0 else -((-raw * 625) // self._lsb_den)
             ma = _round_div(nv, self.shunt_uohm)
             self.current_ma = -ma if self.invert else ma
             if self.vbus_ratio > 0:
