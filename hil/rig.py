@@ -292,6 +292,16 @@ MODULE_DEFAULTS = {"hysteresis_100uv": 0}
 MAX_CURRENT_MA = 300000
 
 
+def _fmt_value(unit, value: int) -> str:
+    if unit == "mv":
+        return "%d mV" % value
+    if unit == "ma":
+        return "%.1f A" % (value / 1000.0)
+    if unit == "dc":
+        return "%.1f °C" % (value / 10.0)
+    return "value %d" % value
+
+
 def _chem_code(chemistry: str) -> int:
     from bms_settings import CHEMISTRY_NAMES
 
@@ -331,6 +341,8 @@ class Firmware:
         self._fresh_all = FRESH_ALL
         self._mod_flags = [None] * n
         self._force_balance = False
+        self._soc_full = False
+        self._soc_empty = False
         self._build_host(host_soc_pct if host_soc_pct is not None else pack.true_soc() * 100.0)
         self.paths = None
 
@@ -458,6 +470,18 @@ class Firmware:
             if old is not None and f != old:
                 self._module_event(m, old, f)
             self._mod_flags[m] = f
+        if self.host_on:
+            soc = self.soc
+            full, empty = soc.full_seen, soc.soc_permille == 0
+            if full != self._soc_full:
+                self._soc_full = full
+                if full:
+                    self.rig.event("host", "SOC re-anchored to 100 %% (full charge); true SOC %.1f %%"
+                                   % (pack.true_soc() * 100.0))
+            if empty != self._soc_empty:
+                self._soc_empty = empty
+                if empty:
+                    self.rig.event("host", "SOC at 0 %% (cut-off); true SOC %.1f %%" % (pack.true_soc() * 100.0))
         if self._force_balance and self.host_on:
             lo = min(pack.cell_mv_list())
             if self.clock.total_ms % 10000 < self.rig.physics_ms:
@@ -474,7 +498,17 @@ class Firmware:
     def new_host_events(self):
         """(kind, cause, value, where, text) of the host's protection/state events since the last call."""
         from host_app import STATE_NAMES
-        from protection import EV_RELEASE, EV_RESET, EV_STATE, EV_TRIP, EV_WARN, EV_WARN_CLEAR, cond_name
+        from protection import (
+            EV_RELEASE,
+            EV_RESET,
+            EV_STATE,
+            EV_TRIP,
+            EV_WARN,
+            EV_WARN_CLEAR,
+            TABLE,
+            cond_name,
+            cond_text,
+        )
 
         from adafruit_ticks import ticks_diff
 
@@ -492,7 +526,10 @@ class Firmware:
             if kind in (EV_TRIP, EV_WARN, EV_WARN_CLEAR, EV_RELEASE):
                 name = cond_name(cause)
                 k = {EV_TRIP: "trip", EV_WARN: "warn", EV_WARN_CLEAR: "warn_clear", EV_RELEASE: "release"}[kind]
-                text = "%s %s value=%d where=%d" % (k, name, value, where)
+                text = "%s %s (%s) %s%s" % (k, name, cond_text(cause), _fmt_value(TABLE[cause][1], value),
+                                            " at %s %d" % ("module" if name in ("missing",) else "cell"
+                                                           if TABLE[cause][1] == "mv" else "sensor", where)
+                                            if where else "")
                 out.append((k, name, value, where, text, t_s))
             elif kind == EV_STATE:
                 out.append(("state", STATE_NAMES[cause], value, where, "state %s" % STATE_NAMES[cause], t_s))
