@@ -3,8 +3,9 @@ the host board (INA228 model + host firmware), the byte-timed cascade links, the
 and fault injection by name and time.  Tests drive it with ``run_for``/``run_until``; ``hil.sim`` runs scenarios.
 
 Stepping (deterministic, no wall clock anywhere):
-- the boards' ``step(now_ms)`` is called every ``fine_ms`` while any link carries or holds bytes, and every
-  ``coarse_ms`` when all links are quiet (a board then only waits for its own timers, which tolerate a few ms);
+- the boards' ``step(now_ms)`` is called at the end of each transmission in flight (the packet is then whole at the
+  far end), ``fine_ms`` later while a receiver still holds unread bytes, and every ``coarse_ms`` when all links are
+  quiet (a board then only waits for its own timers, which tolerate a few ms);
 - the physics advance every ``physics_ms`` (currents are set by the profile from the host's switch states,
   the bleed switches come from the LTC6811 models), which also samples the report timeline;
 - scheduled faults fire at their exact simulated time.
@@ -41,7 +42,14 @@ class Paths:
 
 
 class Rig:
-    """A virtual pack.  ``boards`` picks the firmware side: ``"firmware"`` (module apps + host app, the default)."""
+    """A virtual pack of ``cells`` cells of ``chemistry`` on ``modules`` module boards and one host, with the seeded
+    ``spread``.  ``settings`` overrides host settings by name (``bms_settings``); ``host_soc_pct`` is the SOC the
+    host starts from (default: the true SOC, as if restored from sleep memory); ``module_kwargs`` overrides
+    ``ModuleApp`` options; ``pace_x`` > 0 runs at most that many times real time.
+
+    Read: ``t_s``, ``pack`` (the physics, the truth), ``paths`` (switch states the port sees), ``trips``,
+    ``recorder`` (timeline and events), ``fw`` (the boards and views of the host's state).
+    """
 
     def __init__(self, cells: int = 16, modules: int = 2, chemistry: str = "LFP", seed: int = 1, soc: float = 0.5,
                  spread: Spread = None, capacity_ah: float = None, ambient_c: float = 25.0, baudrate: int = 250_000,
@@ -60,6 +68,7 @@ class Rig:
         self.coarse_ms = coarse_ms
         self.record_every_ms = int(record_every_s * 1000)
         self._next_physics = 0
+        self._last_physics = 0
         self._next_record = 0
         self._schedule = []  # (total_ms, order, name, kwargs)
         self._order = 0
@@ -67,12 +76,11 @@ class Rig:
         self.short_circuit_a = 0.0
         self.trips = []  # {"cause", "t_s", "value"} from the host's protection event log
         self.soc_error_max_pct = 0.0
-        self.soc_samples = []  # (t_s, est_pct, true_pct)
         self.wall_s = 0.0
         self.host_on = True
         self.watches = {}  # name -> predicate, checked every physics step until it first holds
         self.watch_times = {}  # name -> t_s when it first held (None until then)
-        self.live = None  # a hil.live.LiveView, updated about every simulated 2 s
+        self.live = None  # a hil.live.LiveView, updated at every timeline sample
         self.pace_x = pace_x  # > 0: run at most this many times real time (the --speed knob)
         self._sc_start_ms = None
         self._sc_end_ms = None
@@ -168,9 +176,10 @@ class Rig:
 
     def _physics(self) -> None:
         pack = self.pack
-        dt_s = self.physics_ms / 1000.0
         now = self.clock.total_ms
-        if now > 0:
+        dt_s = (now - self._last_physics) / 1000.0  # normally physics_ms; shorter when a short forced a step
+        self._last_physics = now
+        if dt_s > 0:
             pack.step(dt_s)
         for m, mask in enumerate(self.fw.bleed_masks()):
             pack.set_bleed_mask(m, mask)
@@ -209,7 +218,6 @@ class Rig:
         if est is not None and self.host_on:
             true = self.pack.true_soc() * 100.0
             err = abs(est - true)
-            self.soc_samples.append((self.t_s, est, true))
             if err > self.soc_error_max_pct:
                 self.soc_error_max_pct = err
 
