@@ -341,7 +341,6 @@ class Firmware:
         self.host_on = True
         self._ev_seq = 0
         self._cycles_seen = 0
-        self._cycle_t0 = None
         self.incomplete_cycles = 0  # host cycles that ended without every module's cells, temps and status
         self.n_modules = n
         from chain import FRESH_ALL
@@ -364,8 +363,7 @@ class Firmware:
                  ("capacity_mah", int(round(pack.nominal_capacity_ah * 1000)))]
         for m in range(8):
             pairs.append(("mod%d_cells" % (m + 1), pack.counts[m] if m < pack.modules else 0))
-        host_names = [(k, v) for k, v in overrides.items() if k != "ow_period_s"]
-        s.set_many(pairs + host_names)
+        s.set_many(pairs + list(overrides.items()))  # a bad override raises ValueError naming the broken rule
         return s
 
     def _build_host(self, soc_pct: float, soc_record=None) -> None:

@@ -87,3 +87,13 @@ def test_whole_rig_runs_across_the_tick_wrap():
     assert rig.paths.discharge_closed and rig.fw.host_current_a() == pytest.approx(-10.0, rel=0.01)
     assert rig.fw.missed_cycles() == 0
     assert rig.soc_error_max_pct < 0.5
+
+
+def test_host_settings_can_be_overridden_and_bad_ones_are_refused_with_the_rule():
+    rig = Rig(cells=8, modules=2, settings={"dsg_oc_trip_ma": 20000, "dsg_oc_warn_ma": 15000,
+                                            "dsg_oc_release_ma": 10000})
+    rig.set_profile(Load(25.0), "discharge")
+    rig.run_for(6.0)
+    assert [t["cause"] for t in rig.trips] == ["dsg_oc"]
+    with pytest.raises(ValueError, match="ov_trip_mv"):
+        Rig(cells=8, modules=2, settings={"ov_trip_mv": 2000})
