@@ -137,6 +137,10 @@ class Recorder:
         for m in range(self.modules):
             ax.plot(x, self._col("m%d_cells_c" % (m + 1)), ls=":", label="module %d cells" % (m + 1))
         ax.plot(x, self._col("fet_c"), color="k", lw=0.8, label="host MOSFET")
+        for key, text in (("board_warn_c", "board derates"), ("board_limit_c", "board stops bleeding")):
+            if summary.get(key) is not None:
+                ax.axhline(summary[key], color="0.5", lw=0.7, ls=":")
+                ax.text(x[0] if x else 0, summary[key], " " + text, va="bottom", fontsize=7, color="0.4")
         ax.set(title=title + ": temperatures (model)\n", xlabel="time (%s)" % unit, ylabel="°C")
         shade_trips(ax)
         ax.grid(alpha=0.3)

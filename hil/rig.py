@@ -284,6 +284,8 @@ class Rig:
             "discharge_ah": round(pack.discharge_as / 3600.0, 4),
             "missed_cycles": self.fw.missed_cycles(),
             "bled_ah": round(sum(pack.bleed_as) / 3600.0, 4),
+            "board_warn_c": self.fw.boards[0].app.temp_warn_dc / 10.0,  # module balancing derates from here
+            "board_limit_c": self.fw.boards[0].app.temp_limit_dc / 10.0,  # and stops here
             "faults_injected": [e[2] for e in self.recorder.events if e[1] == "fault"],
         }
         if extra:
