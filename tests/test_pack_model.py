@@ -88,3 +88,17 @@ def test_ntc_helper_agrees_with_the_ltc6811_models_sensor():
     ltc = pytest.importorskip("hil.ltc6811_model")
     for t_dc in (-100, 0, 250, 600, 800):
         assert abs(ntc_uv(t_dc / 10.0) - ltc.ntc_gpio_uv(t_dc)) <= 2
+
+
+def test_charge_is_conserved_through_terminals_and_bleed_resistors():
+    p = PackModel(cells=8, modules=2, soc=0.5, spread=Spread(capacity_pct=2.0, soc_pct=1.0))
+    before = [c.soc * c.capacity_as for c in p.cells]
+    p.set_bleed_mask(1, 0b1010)
+    for i in range(1800):
+        p.set_current(20.0 if i < 900 else -30.0)
+        p.step(1.0)
+    after = [c.soc * c.capacity_as for c in p.cells]
+    for k in range(8):
+        net = p.charge_as - p.discharge_as - p.bleed_as[k]
+        assert after[k] - before[k] == pytest.approx(net, abs=0.5)  # 0.5 A·s of self-discharge in 30 min
+    assert p.charge_as == pytest.approx(18000.0) and p.discharge_as == pytest.approx(27000.0)
