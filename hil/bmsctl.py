@@ -7,6 +7,7 @@
     python -m hil.bmsctl --port COM5 preset LFP | cal zero | cal gain 10000 | reset-latch | log | soc 80
     python -m hil.bmsctl --port /dev/ttyACM1 factory-reset --yes
     python -m hil.bmsctl --sim status          # no board: a simulated 8-cell LFP pack (hil.rig) answers
+                                               # (each --sim run starts a fresh pack: a set does not persist)
 
 The port is the host's data CDC interface (``usb_cdc.data``) when ``boot.py`` enables it, else the console
 one. ``--port`` may also come from the ``BMS_PORT`` environment variable. Exit status: 0 ok, 1 the host
@@ -73,9 +74,11 @@ def _fmt_status(st: dict) -> str:
     lines = []
     pack_v = st.get("pack_mv", 0) / 1000.0
     amps = st.get("current_ma", 0) / 1000.0
+    src = st.get("soc_src", "?")
     lines.append(
         "%-12s %7.2f V %8.2f A %7d W   SOC %3d %%  (%s)"
-        % (st.get("state", "?"), pack_v, amps, st.get("power_w", 0), st.get("soc_pct", 0), st.get("soc_src", "?"))
+        % (st.get("state", "?"), pack_v, amps, st.get("power_w", 0), st.get("soc_pct", 0),
+           "not restored at boot" if src == "none" else "restored from " + src)
     )
     lines.append(
         "charge %d / %d mAh (learned %d)   charged %.3f Ah   discharged %.3f Ah   cycles %d"
@@ -88,15 +91,26 @@ def _fmt_status(st: dict) -> str:
     )
     cells = st.get("cells_mv", [])
     if cells:
-        lines.append("cells (mV): min %s  max %s  spread %s"
-                     % (st.get("cell_min_mv"), st.get("cell_max_mv"),
-                        st.get("cell_max_mv", 0) - st.get("cell_min_mv", 0)))
+        if all(v is None for v in cells):
+            lines.append("cells (mV): all unknown (no module answered)")
+        else:
+            lo, hi = st.get("cell_min_mv", 0), st.get("cell_max_mv", 0)
+            unknown = sum(1 for v in cells if v is None)
+            lines.append("cells (mV): min %s  max %s  spread %s%s"
+                         % (lo, hi, hi - lo, "   %d unknown (--)" % unknown if unknown else ""))
         for i in range(0, len(cells), 12):
             row = cells[i : i + 12]
             lines.append("  %3d: %s" % (i + 1, " ".join("%5s" % ("--" if v is None else v) for v in row)))
     temps = st.get("temps_dc", [])
     if temps:
-        lines.append("temps (C): " + " ".join("absent" if t is None else "%.1f" % (t / 10.0) for t in temps))
+        # The first is the host's MOSFET/shunt sensor, then the modules' sensors (docs/usb.md).
+        def c(t):
+            return "absent" if t is None else "%.1f" % (t / 10.0)
+
+        line = "temps (C): MOSFET %s" % c(temps[0])
+        if len(temps) > 1:
+            line += "   modules " + " ".join(c(t) for t in temps[1:])
+        lines.append(line)
     lines.append("warnings: %s   faults: %s   latched: %s"
                  % (", ".join(st.get("warnings", [])) or "none", ", ".join(st.get("faults", [])) or "none",
                     ", ".join(st.get("latched", [])) or "none"))
@@ -105,6 +119,37 @@ def _fmt_status(st: dict) -> str:
     if st.get("note"):
         lines.append("note: %s" % st["note"])
     return "\n".join(lines)
+
+
+# The unit of a protection condition's value (protection.TABLE), for the event log.
+_COND_UNITS = {"ov": "mV", "uv": "mV", "plaus": "mV", "chg_oc": "mA", "dsg_oc": "mA", "chg_ot": "dC",
+               "chg_ut": "dC", "dsg_ot": "dC", "dsg_ut": "dC", "fet_ot": "dC"}
+_WHERE = {"ov": "cell", "uv": "cell", "chg_ot": "sensor", "chg_ut": "sensor", "dsg_ot": "sensor",
+          "dsg_ut": "sensor", "missing": "module"}
+
+
+def _fmt_event(e: dict) -> str:
+    """One event of the host's ring as a line: time (host ticks, s), what happened, its value and place."""
+    t = "%10.3f s" % (e.get("t", 0) / 1000.0)
+    kind = e.get("kind", "?")
+    cause = e.get("cause", "?")
+    value = e.get("value", 0)
+    where = e.get("where", 0)
+    if kind == "state":
+        return "%s  state      -> %s" % (t, cause)
+    if kind == "switch":
+        return "%s  switch     precharge fault (last pack/bus gap %s mV)" % (t, value)
+    if kind == "config":
+        return "%s  config     refused limits or chain mismatch (found %s cells, %s modules)" % (t, value, where)
+    unit = _COND_UNITS.get(cause)
+    if unit == "dC":
+        v = "%.1f C" % (value / 10.0)
+    elif unit:
+        v = "%d %s" % (value, unit)
+    else:
+        v = "value %s" % value
+    place = " at %s %d" % (_WHERE[cause], where) if where and cause in _WHERE else ""
+    return "%s  %-10s %s %s%s" % (t, kind, cause, v, place)
 
 
 def _fmt_reply(reply: dict) -> str:
@@ -121,7 +166,7 @@ def _fmt_reply(reply: dict) -> str:
             out.append("%-22s %-6s %10s %10s %10s %10s" % tuple(row))
         return "\n".join(out)
     if cmd == "log":
-        return "\n".join(str(e) for e in reply.get("events", [])) or "(no events)"
+        return "\n".join(_fmt_event(e) for e in reply.get("events", [])) or "(no events)"
     if cmd == "help":
         return "\n".join(reply.get("commands", []))
     return "ok"
@@ -196,6 +241,11 @@ def main(argv=None, ser=None, out=None) -> int:
     if a.cmd == "cal" and a.kind == "gain" and a.known_ma is None:
         print("cal gain needs KNOWN_MA", file=out)
         return 2
+    if a.cmd == "set":
+        bad = [p for p in a.pairs if "=" not in p or not p.split("=", 1)[0] or not p.split("=", 1)[1]]
+        if bad:
+            print("set takes NAME=VALUE pairs (got %s); e.g. set ov_trip_mv=4200" % " ".join(bad), file=out)
+            return 2
     if ser is None and a.sim:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         for sub in ("shared", "module_fw/lib", "host_fw/lib"):

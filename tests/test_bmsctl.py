@@ -87,3 +87,29 @@ def test_module_runs_from_the_command_line():
     r = subprocess.run([sys.executable, "-m", "hil.bmsctl", "status"], capture_output=True, text=True, timeout=60,
                        env={"PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and "no port" in r.stdout
+
+
+def test_status_names_the_mosfet_sensor_and_counts_unknown_cells():
+    rig = Rig()
+    code, text = _run(rig, "status")
+    assert code == 0 and "MOSFET " in text and "modules " in text
+    assert "1 unknown (--)" in text
+
+
+def test_event_lines_read_as_sentences_with_units_and_places():
+    from hil.bmsctl import _fmt_event
+
+    assert _fmt_event({"t": 12345, "kind": "trip", "cause": "ov", "value": 4300, "where": 56}) == \
+        "    12.345 s  trip       ov 4300 mV at cell 56"
+    assert "dsg_ot 61.5 C at sensor 3" in _fmt_event({"t": 0, "kind": "trip", "cause": "dsg_ot", "value": 615,
+                                                      "where": 3})
+    assert "missing value 2 at module 7" in _fmt_event({"t": 0, "kind": "trip", "cause": "missing", "value": 2,
+                                                        "where": 7})
+    assert "-> RUNNING" in _fmt_event({"t": 0, "kind": "state", "cause": "RUNNING", "value": 0, "where": 0})
+
+
+def test_set_without_equals_is_a_usage_error_before_anything_is_sent():
+    rig = Rig()
+    code, text = _run(rig, "set", "ov_trip_mv", "4200")
+    assert code == 2 and "NAME=VALUE" in text
+    assert rig.host.settings.get("ov_trip_mv") == 4250
