@@ -6,8 +6,6 @@ Timing rule checked for every fault: the right protection trips within its confi
 (plus one physics step, the granularity at which the rig notices a threshold is crossed), and nothing else trips.
 """
 
-import math
-
 from hil.cells import soc_from_ocv
 from hil.pack_model import Spread
 from hil.profiles import CcCvCharger, Load, Rest
@@ -36,7 +34,6 @@ class Scenario:
 
     def build(self, cells=None, modules=None, chemistry=None, seed=1, capacity_ah=None, soc_spread_pct=None,
               **kw) -> Rig:
-        self.onsets = {}
         if capacity_ah:
             self.capacity_ah = capacity_ah
         if soc_spread_pct is not None:
@@ -473,6 +470,3 @@ def run_scenario(name: str, out_dir: str = None, live=None, plots: bool = True, 
         rig.recorder.write(out_dir, summary, plots=plots)
     return summary, fails, rig
 
-
-def _nan_to_none(v):
-    return None if isinstance(v, float) and math.isnan(v) else v
