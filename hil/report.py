@@ -45,7 +45,7 @@ class Recorder:
         paths.append(p)
         p = os.path.join(out_dir, "summary.json")
         with open(p, "w") as f:
-            json.dump(summary, f, indent=2, sort_keys=False)
+            json.dump(_clean(summary), f, indent=2, sort_keys=False)
             f.write("\n")
         paths.append(p)
         if plots and self.rows:
@@ -163,6 +163,17 @@ class Recorder:
         ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
         save(fig, "balancing.png")
         return paths
+
+
+def _clean(v):
+    """JSON has no NaN: unknown numbers become null."""
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
 
 
 def _ok(v) -> bool:
