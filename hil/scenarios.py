@@ -241,7 +241,7 @@ class OverCurrent(Scenario):
 
 class ShortCircuit(Scenario):
     name = "short_circuit"
-    doc = "a dead short on the port: the INA228 alert cuts it in hardware, the host latches a short-circuit trip"
+    doc = "a dead short on the port: the INA228 alert cuts it in hardware, the host latches it until a user reset"
     soc = 0.6
     estimate_s = 20.0
     expect_trips = ("sc",)
@@ -258,6 +258,10 @@ class ShortCircuit(Scenario):
         rig.run_for(3.0)  # latched: stays open after the short is gone
         extra = self.onset_extra(rig)
         extra["discharge_open_at_end"] = not rig.paths.discharge_closed
+        rig.event("rig", "user reset")
+        rig.fw.host.reset()  # the user's reset (button, console, app) clears the latch once the short is gone
+        extra["closed_after_reset"] = bool(rig.run_until(lambda r: r.paths.discharge_closed, 10.0))
+        rig.run_for(1.0)
         extra["short_circuit_peak_ms"] = rig.short_circuit_duration_ms()
         return extra
 
@@ -265,6 +269,8 @@ class ShortCircuit(Scenario):
         fails = super().check(summary, events)
         if not summary["discharge_open_at_end"]:
             fails.append("short circuit did not latch the discharge path open")
+        if not summary["closed_after_reset"]:
+            fails.append("the user reset did not clear the short-circuit latch")
         return fails
 
 
