@@ -20,9 +20,13 @@ API::
 from micropython import const
 
 GAIN_ONE_PPM = const(1000000)
-GAIN_MIN_PPM = const(500000)
-GAIN_MAX_PPM = const(1500000)
-OFFSET_MAX_MA = const(100000)
+# What a calibration may correct. The INA228's own offset is a few uV (a few mA on a 250 uOhm shunt) and its
+# gain error 0.1 %; shunts are 0.5-5 %. A "zero" beyond 2 A was taken with a load connected, and a gain beyond
+# +-10 % means a wrong known current or a wrong SHUNT_UOHM: storing either would shift the over-current trips
+# by that much (a zero under a 50 A load makes a 150 A discharge read 100 A), so both are refused.
+GAIN_MIN_PPM = const(900000)
+GAIN_MAX_PPM = const(1100000)
+OFFSET_MAX_MA = const(2000)
 MIN_KNOWN_MA = const(1000)  # a gain from less than 1 A is mostly noise
 
 

@@ -55,3 +55,16 @@ def test_calibrator_gain_uses_offset_and_reports_errors():
     c.start_gain(10000, 1)
     assert c.feed(-10000, 0)
     assert c.name == "" and "wrong sign" in c.error
+
+
+def test_zero_or_gain_taken_under_the_wrong_current_refused():
+    # a "zero" with a 5 A load still connected would hide 5 A from every over-current trip
+    assert "too large" in str(raises(ValueError, offset_from, 5000 * 10, 10))
+    assert offset_from(-1500 * 10, 10) == -1500  # a real sensor offset is far smaller, but 1.5 A is still taken
+    c = Calibrator()
+    c.start_zero(2)
+    c.feed(-5000)
+    assert c.feed(-5000) and c.name == "" and "load connected" in c.error
+    # a known current of 10 A that really was 12 A: a 20 % gain error is refused, 5 % is taken
+    assert "outside" in str(raises(ValueError, gain_from, 12000, 0, 10000))
+    assert gain_from(10500, 0, 10000) == 952380
