@@ -5,7 +5,9 @@ Prints, as ratios against their limits:
 - balancing time / ideal balancing time, where ideal = charge to remove / bleed current, every module bleeding as
   many cells at once as "no two neighbours" and its thermal budget allow (1.0 would be perfect);
 - wall time of the whole scenario against the 3-minute budget of `make sim`.
-Usage: python bench/bench_sim.py [--cells N --modules M --seed S]
+Usage: python bench/bench_sim.py [--cells N --modules M --seed S] [--profile]
+``--profile`` instead runs 60 simulated seconds of the default pack under cProfile and prints where the time goes
+(rig and physics, SPI + LTC6811 model, UART model, link codec, module firmware, host firmware, drivers).
 """
 
 import argparse
@@ -26,12 +28,56 @@ TARGET_X = 50.0
 BUDGET_S = 180.0
 
 
+AREAS = (  # (label, path fragments) in the order they are matched
+    ("SPI bus + LTC6811 model", ("hil/sim_spi.py", "hil/ltc6811_model.py")),
+    ("UART model", ("hil/sim_uart.py",)),
+    ("I2C bus + INA228 model + driver", ("hil/sim_i2c.py", "hil/ina228_model.py", "adafruit_ina228",
+                                         "adafruit_register", "adafruit_bus_device")),
+    ("SimPin + VirtualClock (read by the bus models)", ("hil/sim_pins.py", "hil/clock.py")),
+    ("rig, physics, report", ("hil/",)),
+    ("link codec (CRC, COBS, packets)", ("shared/bms_link.py", "shared/bms_packet.py")),
+    ("module firmware", ("module_fw/",)),
+    ("host firmware", ("host_fw/",)),
+)
+
+
+def profile(args) -> int:
+    import cProfile
+    import pstats
+
+    from hil.profiles import Load
+    from hil.rig import Rig
+
+    rig = Rig(cells=args.cells or 48, modules=args.modules or 4, soc=0.9, seed=args.seed)
+    rig.run_for(5.0)
+    rig.set_profile(Load(20.0), "discharge")
+    prof = cProfile.Profile()
+    prof.enable()
+    rig.run_for(60.0)
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    total = sum(v[2] for v in stats.values())  # own time of every function
+    share = {}
+    for (path, _line, _name), v in stats.items():
+        path = path.replace(os.sep, "/")
+        label = next((lab for lab, frags in AREAS if any(f in path for f in frags)), "Python runtime, other")
+        share[label] = share.get(label, 0.0) + v[2]
+    print("where 60 simulated seconds of %d cells / %d modules go (own time, under cProfile):" % (
+        len(rig.pack.cells), rig.pack.modules))
+    for label, t in sorted(share.items(), key=lambda kv: -kv[1]):
+        print("  %-46s %5.1f %%" % (label, 100.0 * t / total))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cells", type=int)
     ap.add_argument("--modules", type=int)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
+    if args.profile:
+        return profile(args)
     t0 = time.perf_counter()
     summary, fails, rig = scenarios.run_scenario("full_cycle", cells=args.cells, modules=args.modules, seed=args.seed)
     wall = time.perf_counter() - t0

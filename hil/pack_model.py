@@ -111,6 +111,7 @@ class PackModel:
         self.charge_as = 0.0  # through the pack terminals
         self.discharge_as = 0.0
         self.time_s = 0.0
+        self._uv = None  # terminal voltages (µV) of every cell, valid until the current or the state changes
 
     # -- structure --------------------------------------------------------------------------------------------
     @property
@@ -123,6 +124,11 @@ class PackModel:
     # -- inputs ----------------------------------------------------------------------------------------------
     def set_current(self, current_a: float) -> None:
         self.current_a = float(current_a)
+        self._uv = None
+
+    def invalidate(self) -> None:
+        """Forget the cached chip readings (call after changing a cell's state directly)."""
+        self._uv = None
 
     def set_bleed_mask(self, m: int, mask: int) -> None:
         """Switches closed on module ``m`` (bit n-1 = cell n); bits above its cell count are ignored."""
@@ -153,6 +159,7 @@ class PackModel:
                                                 BOARD_HEAT_J_PER_K, BOARD_COOLING_W_PER_K, dt_s)
         self.fet_temp_c = thermal_step(self.fet_temp_c, i_pack * i_pack * FET_R_OHM, self.ambient_c,
                                        FET_HEAT_J_PER_K, FET_COOLING_W_PER_K, dt_s)
+        self._uv = None
         if i_pack > 0:
             self.charge_as += i_pack * dt_s
         else:
@@ -166,8 +173,11 @@ class PackModel:
 
     def cells_uv(self, m: int) -> list:
         """12 channel voltages of module ``m`` in µV; unused channels are tied to the top cell (0 V)."""
-        i = self.current_a
-        out = [int(c.terminal_v(i) * 1e6) for c in self.module_cells(m)]
+        uv = self._uv
+        if uv is None:  # the chips convert far more often than the physics step: compute once per state
+            i = self.current_a
+            uv = self._uv = [int(c.terminal_v(i) * 1e6) for c in self.cells]
+        out = uv[self.starts[m]:self.starts[m] + self.counts[m]]
         return out + [0] * (CHANNELS - len(out))
 
     def gpio_uv(self, m: int) -> list:
@@ -191,8 +201,9 @@ class PackModel:
         return int(round(self.current_a * 1000.0))
 
     def bus_mv(self) -> int:
-        i = self.current_a
-        return int(sum(c.terminal_v(i) for c in self.cells) * 1000.0)
+        if self._uv is None:
+            self.cells_uv(0)
+        return (sum(self._uv) + 500) // 1000
 
     # -- truth for the report --------------------------------------------------------------------------------
     def ocv_sum_v(self) -> float:
