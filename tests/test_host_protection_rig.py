@@ -64,3 +64,22 @@ def test_ov_trip_holds_while_the_over_voltage_module_is_unplugged():
     assert h.app.protection.is_tripped(0) and h.app.pack.missing_count == 0
     m8.cells_mv[2] = s.get("ov_release_mv") - 20
     assert h.until(lambda: h.chg.value and h.dsg.value, 4000)
+
+
+def test_implausible_pack_voltage_latches_and_the_user_reset_reruns_the_check():
+    # Before: the trip opened the paths, the check needs them closed, so it never released, not even on a
+    # reset: a pack dead until a power cycle. Now latched: the reset closes the paths and checks again.
+    h = HostRig()
+    h.start()
+    h.run(1000)
+    h.bus_offset_mv = h.settings.get("plaus_tol_mv") + 1500
+    assert h.until(lambda: not h.dsg.value and not h.chg.value, h.settings.get("plaus_delay_ms") + 600)
+    h.bus_offset_mv = 0  # whatever it was is gone, but nothing can see that with the paths open
+    assert not h.until(lambda: h.dsg.value or h.chg.value, 20000)
+    assert h.app.state_text == "Pack voltage implausible"
+    h.app.reset()
+    assert h.until(lambda: h.dsg.value and h.chg.value, 2000)
+    h.run(h.settings.get("plaus_delay_ms") + 1000)  # and the rerun check finds it fine
+    assert h.dsg.value and h.chg.value and h.app.protection.tripped == 0
+    h.bus_offset_mv = -(h.settings.get("plaus_tol_mv") + 1500)  # still wrong after a reset: trips again
+    assert h.until(lambda: not h.dsg.value, h.settings.get("plaus_delay_ms") + 600)

@@ -77,7 +77,9 @@ TABLE = (
     ("missing", None, _HIGH, BLOCK_BOTH, False, "Module missing"),
     ("open_wire", None, _HIGH, BLOCK_BOTH, False, "Open sense wire"),
     ("wiring", None, _HIGH, BLOCK_BOTH, False, "Wiring fault"),
-    ("plaus", None, _HIGH, BLOCK_BOTH, False, "Pack voltage implausible"),
+    # Latched: the check needs the load side connected, and a trip opens it, so no reading can ever
+    # say "over"; the user reset clears it (unless the current sensor still fails) and the check reruns.
+    ("plaus", None, _HIGH, BLOCK_BOTH, True, "Pack voltage implausible"),
 )
 
 # Conditions whose value is an aggregate over every module's cells or sensors: while any module is
@@ -290,6 +292,15 @@ class Protection:
     def discharge_allowed(self) -> bool:
         return not (self.blocked & BLOCK_DSG)
 
+    @property
+    def latched(self) -> int:
+        """Bit mask of the active trips only a user ``reset`` clears (short circuit, plausibility)."""
+        m = 0
+        for c in range(N_COND):
+            if TABLE[c][4]:
+                m |= 1 << c
+        return self.tripped & m
+
     def is_tripped(self, cond: int) -> bool:
         return bool(self.tripped & (1 << cond))
 
@@ -394,7 +405,7 @@ class Protection:
                 self._wrel_since[c] = _NO_TIMER
 
     def reset(self, now_ms: int, values=None) -> bool:
-        """User reset: clear latched trips (short circuit) whose input is no longer active.
+        """User reset: clear latched trips (short circuit, plausibility) whose input is no longer active.
 
         ``values`` (optional) is this cycle's value list; a latched condition whose value still
         says "active" stays tripped. Returns True when something was cleared. Logged.

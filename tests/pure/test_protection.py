@@ -323,13 +323,19 @@ def test_missing_module_release_waits_one_second():
     assert p.charge_allowed and p.discharge_allowed
 
 
-def test_plausibility_release_waits_its_delay():
+def test_plausibility_latches_until_a_reset_the_sensor_allows():
+    # The check runs only with the load side connected, and the trip opens it: no reading can ever say
+    # "over", so the trip is latched and the user reset reruns the check.
     p, v = make()
     v[PLAUS] = 2500
     run(p, v, 0, 3100)
+    assert not p.charge_allowed and not p.discharge_allowed and p.latched == 1 << PLAUS
+    v[PLAUS] = UNKNOWN  # paths open: nothing measured
+    run(p, v, 3110, 60000, 100)
     assert not p.discharge_allowed
-    v[PLAUS] = 100
-    run(p, v, 3110, 3110 + 2990)
-    assert not p.discharge_allowed
-    run(p, v, 6110, 6200)
-    assert p.charge_allowed and p.discharge_allowed
+    v[PLAUS] = 0x7FFFFFF  # the current sensor still fails: the reset is refused
+    assert not p.reset(60100, v) and not p.discharge_allowed
+    v[PLAUS] = UNKNOWN
+    assert p.reset(60200, v)
+    assert p.charge_allowed and p.discharge_allowed and p.latched == 0
+    assert p.events.find(EV_RESET, PLAUS) >= 0
