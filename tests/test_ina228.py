@@ -150,3 +150,17 @@ def test_current_exact_up_to_full_scale_in_both_ranges(shunt_uohm, sc_trip_ma):
         model.set_current(ma)
         assert s.read()
         assert abs(s.current_ma - ma) <= step_ma + 1
+
+
+def test_short_circuit_limit_can_follow_a_setting_change():
+    # code.py programs sc_trip_ma once at start; after the setting changes the app calls set_sc_trip_ma
+    _, model, _, s = rig(sc_trip_ma=400000)
+    s.set_sc_trip_ma(200000)
+    assert model.regs[0x0C] == 10000 and model.regs[0x0D] == (-10000) & 0xFFFF and s.limit_ma == 200000
+    model.set_current(-250000)  # beyond the new limit, within the old one
+    model.set_current(0)
+    assert s.sc_alert
+    s.clear_alert()
+    with pytest.raises(ValueError, match="beyond the range"):
+        s.set_sc_trip_ma(700000)  # 175 mV: more than the +-163.84 mV range
+    assert s.limit_ma == 200000  # the old limit stays

@@ -107,11 +107,25 @@ class CurrentSensor:
         ina.alert_polarity = 0
         ina.alert_latch = 1  # a microsecond spike is still seen by a 200 ms loop
         ina._alert_conv = False  # the driver's reset() routes conversion-ready to the pin; the pin is for limits only
-        sovl = self.sc_trip_ma * self.shunt_uohm // self._limit_lsb_nv
+        self.set_sc_trip_ma(self.sc_trip_ma)
+        self.clear_alert()
+
+    def set_sc_trip_ma(self, sc_trip_ma: int) -> None:
+        """Reprogram the hardware short-circuit limit (after the ``sc_trip_ma`` setting changed).
+
+        The ADC range stays as configured at start: a limit beyond it raises ``ValueError`` and the old
+        limit stays in the chip (the caller shows the message)."""
+        if sc_trip_ma <= 0:
+            raise ValueError("current sensor: sc_trip_ma must be > 0")
+        top_nv = sc_trip_ma * self.shunt_uohm
+        if top_nv > (_RANGE1_NV if self.adc_range else _RANGE0_NV):
+            raise ValueError("current sensor: %d mA on %d uOhm is beyond the range set at start (%d uV)"
+                             % (sc_trip_ma, self.shunt_uohm, (_RANGE1_NV if self.adc_range else _RANGE0_NV) // 1000))
+        self.sc_trip_ma = sc_trip_ma
+        sovl = sc_trip_ma * self.shunt_uohm // self._limit_lsb_nv
         sovl = 0x7FFF if sovl > 0x7FFF else sovl
         self._write16(_SOVL, sovl)
         self._write16(_SUVL, (-sovl) & 0xFFFF)
-        self.clear_alert()
 
     def _write16(self, reg: int, value: int) -> None:
         b = self._wbuf
