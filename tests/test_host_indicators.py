@@ -50,3 +50,17 @@ def test_buzzer_by_severity_and_mute_until_worse():
     assert not ind.muted and bz.history[-1][0] >= t0
     run(ind, clock, 100, 4, SEV_NONE)
     assert bz.value is False
+
+
+def test_mute_ends_with_the_alarm_so_the_next_one_sounds():
+    clock = VirtualClock()
+    bz = SimPin("bz", clock)
+    ind = Indicators(None, bz)
+    run(ind, clock, 3000, 4, SEV_TRIP)
+    ind.mute()
+    run(ind, clock, 3000, 4, SEV_TRIP)
+    assert ind.muted
+    run(ind, clock, 1000, 4, SEV_NONE)  # that alarm is over
+    t0 = clock.total_ms
+    run(ind, clock, 4000, 4, SEV_TRIP)  # a new trip of the same severity must be heard
+    assert len(on_times(bz, t0)) == 4 and not ind.muted

@@ -32,3 +32,14 @@ def test_outputs_off_for_either_polarity(active_high, off_level):
                                    types.SimpleNamespace(DigitalInOut=make))
     assert len(held) == 2
     assert pins["D9"].value is off_level and pins["D10"].value is off_level
+
+
+def test_restart_limits_and_growing_pause_per_cause():
+    sm = _safemode()
+    # a failing supply is retried 20 times, pausing 2 s more each time (capped at 30 s), then left for a person
+    assert [sm.decide("BROWNOUT", n) for n in (1, 2, 14, 15, 20)] == [(True, 2), (True, 4), (True, 28), (True, 30),
+                                                                       (True, 30)]
+    assert sm.decide("BROWNOUT", 21) == (False, 0)
+    assert sm.decide("WATCHDOG", 5)[0] and not sm.decide("WATCHDOG", 6)[0]
+    assert sm.decide("HARD_FAULT", 3)[0] and not sm.decide("HARD_FAULT", 4)[0]
+    assert not sm.decide("USER", 1)[0] and not sm.decide("PROGRAMMATIC", 1)[0] and not sm.decide("OTHER", 1)[0]
