@@ -149,6 +149,11 @@ class JsonLine:
             k -= 1
             self._byte(d[k])
 
+    def key_int(self, kb, v: int) -> None:
+        """``kb`` then the integer ``v``: one ``"name":123`` field."""
+        self.key(kb)
+        self.int(v)
+
     def str(self, s) -> None:
         """A short ASCII string; quotes, backslashes and control characters are replaced."""
         self._byte(0x22)
@@ -241,40 +246,29 @@ class UsbConsole:
         w.begin()
         w.key(b'"type":')
         w.raw(b'"status"')
-        w.key(b'"t":')
-        w.int(now_ms)
+        w.key_int(b'"t":', now_ms)
         w.key(b'"state":')
         w.str(st.state)
-        w.key(b'"pack_mv":')
-        w.int(st.pack_mv)
-        w.key(b'"current_ma":')
-        w.int(st.current_ma)
+        w.key_int(b'"pack_mv":', st.pack_mv)
+        w.key_int(b'"current_ma":', st.current_ma)
         w.key(b'"power_w":')
         # |pack_mv| <= 500 000 and |current_ma| <= 2 000 000: split so the product stays a small int
         p = (st.pack_mv // 10) * (st.current_ma // 100 if st.current_ma >= 0 else -((-st.current_ma) // 100))
         w.int(p // 1000 if p >= 0 else -((-p) // 1000))
-        w.key(b'"soc_pct":')
-        w.int(st.soc_pct)
+        w.key_int(b'"soc_pct":', st.soc_pct)
         w.key(b'"soc_src":')
         w.str(st.soc_source)
-        w.key(b'"charge_mah":')
-        w.int(st.charge_mah)
-        w.key(b'"capacity_mah":')
-        w.int(st.capacity_mah)
-        w.key(b'"learned_mah":')
-        w.int(st.learned_mah)
-        w.key(b'"charged_mah":')
-        w.int(st.charged_mah)
-        w.key(b'"discharged_mah":')
-        w.int(st.discharged_mah)
-        w.key(b'"cycles":')
-        w.int(st.cycles)
+        w.key_int(b'"charge_mah":', st.charge_mah)
+        w.key_int(b'"capacity_mah":', st.capacity_mah)
+        w.key_int(b'"learned_mah":', st.learned_mah)
+        w.key_int(b'"charged_mah":', st.charged_mah)
+        w.key_int(b'"discharged_mah":', st.discharged_mah)
+        w.key_int(b'"cycles":', st.cycles)
         w.key(b'"chg":')
         w.raw(b"true" if st.chg_on else b"false")
         w.key(b'"dsg":')
         w.raw(b"true" if st.dsg_on else b"false")
-        w.key(b'"balancing":')
-        w.int(st.balancing)
+        w.key_int(b'"balancing":', st.balancing)
         w.key(b'"cells_mv":')
         w._byte(0x5B)
         lo = 0
@@ -292,10 +286,8 @@ class UsbConsole:
                 if v > hi:
                     hi = v
         w._byte(0x5D)
-        w.key(b'"cell_min_mv":')
-        w.int(lo)
-        w.key(b'"cell_max_mv":')
-        w.int(hi)
+        w.key_int(b'"cell_min_mv":', lo)
+        w.key_int(b'"cell_max_mv":', hi)
         w.key(b'"temps_dc":')
         w._byte(0x5B)
         for i in range(st.n_temps):
@@ -319,8 +311,7 @@ class UsbConsole:
         w._byte(0x2C)
         w.int(st.nvm_erases1)
         w._byte(0x5D)
-        w.key(b'"nvm_pending":')
-        w.int(st.nvm_pending)
+        w.key_int(b'"nvm_pending":', st.nvm_pending)
         if st.note:
             w.key(b'"note":')
             w.str(st.note)
