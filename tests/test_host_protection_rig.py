@@ -83,3 +83,20 @@ def test_implausible_pack_voltage_latches_and_the_user_reset_reruns_the_check():
     assert h.dsg.value and h.chg.value and h.app.protection.tripped == 0
     h.bus_offset_mv = -(h.settings.get("plaus_tol_mv") + 1500)  # still wrong after a reset: trips again
     assert h.until(lambda: not h.dsg.value, h.settings.get("plaus_delay_ms") + 600)
+
+
+def test_short_circuit_stays_latched_in_firmware_when_the_sensors_latch_is_lost():
+    # The INA228 latches its ALERT too; if that latch is lost (the sensor browns out and resets, or
+    # something reads DIAG_ALRT), the firmware's own latch must still hold both paths open until a user reset.
+    h = HostRig()
+    h.start()
+    h.ina.set_current(-(h.settings.get("sc_trip_ma") + 50000))
+    h.ina.set_current(0)
+    assert h.until(lambda: not h.chg.value and not h.dsg.value, 50)
+    h.ina.reset()  # the sensor's latch is gone (and its limits with it)
+    h.sensor.configure()  # the app's driver reprograms it, as after a sensor reset
+    assert not h.sensor.sc_alert
+    assert not h.until(lambda: h.chg.value or h.dsg.value, 5000)
+    assert h.app.protection.is_tripped(4) and h.app.state_text == "Short circuit"
+    h.app.reset()
+    assert h.until(lambda: h.chg.value and h.dsg.value, 2000)
