@@ -130,8 +130,8 @@ SCHEMA = (
     ('bal_rest_soc_pct', '%', 50, 101, 95),
     ('bal_start_mv', 'mV', 2, 500, 10),
     ('bal_timeout_s', 's', 10, 600, 30),
-    ('cal_offset_ma', 'mA', -100000, 100000, 0),
-    ('cal_gain_ppm', 'ppm', 500000, 1500000, 1000000),
+    ('cal_offset_ma', 'mA', -2000, 2000, 0),  # = calibration.OFFSET_MAX_MA: more is a load, not an offset
+    ('cal_gain_ppm', 'ppm', 900000, 1100000, 1000000),  # = calibration.GAIN_MIN/MAX_PPM (+-10 %)
     ('soc_save_min', 'min', 30, 1440, 360),
 )
 _NAMES = tuple([row[0] for row in SCHEMA])  # lookups scan this in C (no dict of 73 entries in RAM)

@@ -1,6 +1,7 @@
 """Current calibration: zero offset and gain from one known current. Runs on MicroPython too."""
 
-from calibration import Calibrator, apply, gain_from, offset_from
+from bms_settings import SCHEMA, index_of
+from calibration import GAIN_MAX_PPM, GAIN_MIN_PPM, OFFSET_MAX_MA, Calibrator, apply, gain_from, offset_from
 from upy_check import raises
 
 
@@ -68,3 +69,9 @@ def test_zero_or_gain_taken_under_the_wrong_current_refused():
     # a known current of 10 A that really was 12 A: a 20 % gain error is refused, 5 % is taken
     assert "outside" in str(raises(ValueError, gain_from, 12000, 0, 10000))
     assert gain_from(10500, 0, 10000) == 952380
+
+
+def test_settings_ranges_allow_exactly_what_a_calibration_may_store():
+    # a hand "set cal_offset_ma=..." must not store what "cal zero" refuses
+    assert SCHEMA[index_of("cal_offset_ma")][2:4] == (-OFFSET_MAX_MA, OFFSET_MAX_MA)
+    assert SCHEMA[index_of("cal_gain_ppm")][2:4] == (GAIN_MIN_PPM, GAIN_MAX_PPM)
