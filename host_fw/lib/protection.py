@@ -241,7 +241,7 @@ class Protection:
                 row[_TRIP] = tol + 1
                 row[_REL] = tol
                 row[_DELAY] = d
-                row[_REL_MS] = d
+                row[_REL_MS] = 0  # latched: released only by the user reset, never by a delay
             else:
                 # Count conditions: value >= 1 trips, value 0 releases.
                 row[_WARN] = 1
