@@ -172,6 +172,7 @@ class Rig:
                 lim = min(lim, self._schedule[0][0])
             nxt = min(nxt, lim * 1000)
             clock.advance_us(max(10, nxt - now_us))
+        self._poll_host_events()  # the caller sees every trip up to now
         self.wall_s += time.perf_counter() - t0
 
     def _physics(self) -> None:
