@@ -121,11 +121,25 @@ def _fmt_status(st: dict) -> str:
     return "\n".join(lines)
 
 
-# The unit of a protection condition's value (protection.TABLE), for the event log.
-_COND_UNITS = {"ov": "mV", "uv": "mV", "plaus": "mV", "chg_oc": "mA", "dsg_oc": "mA", "chg_ot": "dC",
-               "chg_ut": "dC", "dsg_ot": "dC", "dsg_ut": "dC", "fet_ot": "dC"}
-_WHERE = {"ov": "cell", "uv": "cell", "chg_ot": "sensor", "chg_ut": "sensor", "dsg_ot": "sensor",
-          "dsg_ut": "sensor", "missing": "module"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _firmware_path() -> None:
+    for sub in ("shared", "module_fw/lib", "host_fw/lib"):
+        if os.path.join(ROOT, sub) not in sys.path:
+            sys.path.insert(0, os.path.join(ROOT, sub))
+
+
+def _cond_units() -> dict:
+    """Condition name -> settings unit ("mv", "ma", "dc", or None for counts), from ``protection.TABLE``."""
+    _firmware_path()
+    from protection import TABLE
+
+    return {row[0]: row[1] for row in TABLE}
+
+
+# What ``where`` numbers for each kind of condition (pack.py: cell in pack order, module sensor, module).
+_WHERE_BY_UNIT = {"mv": "cell", "dc": "sensor"}
 
 
 def _fmt_event(e: dict) -> str:
@@ -141,14 +155,17 @@ def _fmt_event(e: dict) -> str:
         return "%s  switch     precharge fault (last pack/bus gap %s mV)" % (t, value)
     if kind == "config":
         return "%s  config     refused limits or chain mismatch (found %s cells, %s modules)" % (t, value, where)
-    unit = _COND_UNITS.get(cause)
-    if unit == "dC":
+    unit = _cond_units().get(cause)
+    if unit == "dc":
         v = "%.1f C" % (value / 10.0)
-    elif unit:
-        v = "%d %s" % (value, unit)
+    elif unit == "mv":
+        v = "%d mV" % value
+    elif unit == "ma":
+        v = "%d mA" % value
     else:
         v = "value %s" % value
-    place = " at %s %d" % (_WHERE[cause], where) if where and cause in _WHERE else ""
+    what = "module" if cause == "missing" else _WHERE_BY_UNIT.get(unit)
+    place = " at %s %d" % (what, where) if where and what else ""
     return "%s  %-10s %s %s%s" % (t, kind, cause, v, place)
 
 
@@ -247,10 +264,7 @@ def main(argv=None, ser=None, out=None) -> int:
             print("set takes NAME=VALUE pairs (got %s); e.g. set ov_trip_mv=4200" % " ".join(bad), file=out)
             return 2
     if ser is None and a.sim:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        for sub in ("shared", "module_fw/lib", "host_fw/lib"):
-            if os.path.join(root, sub) not in sys.path:
-                sys.path.insert(0, os.path.join(root, sub))
+        _firmware_path()
         ser = sim_port()
     own = ser is None
     if own:
@@ -279,4 +293,8 @@ def main(argv=None, ser=None, out=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # "bmsctl log | head": the reader left; not an error worth a traceback
+        sys.stderr.close()
+        sys.exit(0)
