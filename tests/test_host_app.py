@@ -17,7 +17,7 @@ from hil.sim_pins import SimPin
 from host_app import ST_FAULT, ST_RUNNING, ST_SLEEP, HostApp
 from indicators import Indicators
 from pack import UNKNOWN
-from protection import EV_RELEASE, EV_TRIP, OV, SC
+from protection import EV_RELEASE, EV_TRIP, OV, SC, SENSOR
 from switches import CLOSED, ContactorSwitches, MosfetSwitches
 
 
@@ -483,3 +483,21 @@ def test_single_contactor_opens_only_when_current_flows_the_blocked_way():
     assert not h.chg.value, "stays open until charging is allowed again"
     h.module(2).cells_mv[3] = s.get("ov_release_mv") - 20
     assert h.until(lambda: h.app.switches.state == CLOSED, s.get("ov_release_ms") + 6000)
+
+
+def test_current_sensor_fault_opens_both_after_its_own_short_delay_not_the_plausibility_delay():
+    settings = test_settings()
+    settings.set("plaus_delay_ms", 600000)  # the longest the schema allows: must not delay a sensor fault
+    h = HostRig(settings=settings)
+    h.start()
+    t0 = h.clock.total_ms
+    h.i2c.nack.add(h.ina.address)  # the INA228 stops answering
+    h.run(1000 - 10)
+    assert h.chg.value and h.dsg.value, "one missed reading is not yet a fault"
+    assert h.until(lambda: not h.chg.value and not h.dsg.value, 600)
+    assert 1000 <= h.time_of_change(h.dsg, False, t0) - t0 <= 1600
+    assert h.app.state_text == "Sensor fault" and h.app.protection.trip_where[SENSOR] == 1
+    h.i2c.nack.discard(h.ina.address)  # it answers again: released after 5 s of good readings
+    t1 = h.clock.total_ms
+    assert h.until(lambda: h.chg.value and h.dsg.value, 7000)
+    assert h.clock.total_ms - t1 >= 5000

@@ -124,7 +124,7 @@ def test_missing_ina228_holds_both_paths_open(wired, monkeypatch):
     rig.run_ms(8000, step_us=2000)
     assert type(app.current).__name__ == "AbsentCurrentSensor"
     assert not made[env["CHG_PIN"]].value and not made[env["DSG_PIN"]].value
-    assert app.state_text == "Pack voltage implausible"
+    assert app.state_text == "Sensor fault"
 
 
 class FakeMC:

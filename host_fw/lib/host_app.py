@@ -39,6 +39,7 @@ from protection import (
     OV,
     PLAUS,
     SC,
+    SENSOR,
     UNKNOWN,
     UV,
     WIRING,
@@ -539,9 +540,10 @@ class HostApp:
         w[MISSING] = pack.first_missing
         v[OPEN_WIRE] = pack.open_wire_count
         v[WIRING] = pack.wiring_count
-        if sensor_fault:
-            v[PLAUS] = 0x7FFFFFF  # the current sensor stopped answering: a sensor fault, both paths open
-        elif pack.total_mv != UNKNOWN and self.bus_mv != UNKNOWN and self.switches.connected:
+        # Host sensors that should answer and do not: both paths open after SENSOR_DELAY_MS (1 s, fixed).
+        v[SENSOR] = 1 if sensor_fault else 0
+        w[SENSOR] = 1 if sensor_fault else 0
+        if pack.total_mv != UNKNOWN and self.bus_mv != UNKNOWN and self.switches.connected:
             d = pack.total_mv - self.bus_mv
             v[PLAUS] = d if d >= 0 else -d
         else:

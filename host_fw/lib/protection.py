@@ -39,7 +39,8 @@ MISSING = const(10)
 OPEN_WIRE = const(11)
 WIRING = const(12)
 PLAUS = const(13)
-N_COND = const(14)
+SENSOR = const(14)
+N_COND = const(15)
 
 # What a trip blocks.
 BLOCK_CHG = const(1)
@@ -78,8 +79,12 @@ TABLE = (
     ("open_wire", None, _HIGH, BLOCK_BOTH, False, "Open sense wire"),
     ("wiring", None, _HIGH, BLOCK_BOTH, False, "Wiring fault"),
     # Latched: the check needs the load side connected, and a trip opens it, so no reading can ever
-    # say "over"; the user reset clears it (unless the current sensor still fails) and the check reruns.
+    # say "over"; the user reset clears it and the check reruns.
     ("plaus", None, _HIGH, BLOCK_BOTH, True, "Pack voltage implausible"),
+    # A host sensor that should answer and does not (the INA228; a fitted MOSFET NTC reading open or
+    # short): value = how many, where = 1 current sensor, 2 MOSFET sensor. Not latched: a sensor that
+    # answers again for SENSOR_RELEASE_MS shows it is over.
+    ("sensor", None, _HIGH, BLOCK_BOTH, False, "Sensor fault"),
 )
 
 # Conditions whose value is an aggregate over every module's cells or sensors: while any module is
@@ -94,6 +99,8 @@ OPEN_WIRE_DELAY_MS = const(0)  # the module already confirms an open wire with t
 OPEN_WIRE_RELEASE_MS = const(5000)
 WIRING_DELAY_MS = const(1000)
 WIRING_RELEASE_MS = const(5000)
+SENSOR_DELAY_MS = const(1000)  # a current sensor fault, independent of plaus_delay_ms (up to 600 s)
+SENSOR_RELEASE_MS = const(5000)
 
 # Limits row layout in Protection._lim.
 _WARN = const(0)
@@ -255,6 +262,9 @@ class Protection:
                 elif c == OPEN_WIRE:
                     row[_DELAY] = OPEN_WIRE_DELAY_MS
                     row[_REL_MS] = OPEN_WIRE_RELEASE_MS
+                elif c == SENSOR:
+                    row[_DELAY] = SENSOR_DELAY_MS
+                    row[_REL_MS] = SENSOR_RELEASE_MS
                 else:
                     row[_DELAY] = WIRING_DELAY_MS
                     row[_REL_MS] = WIRING_RELEASE_MS
