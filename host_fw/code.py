@@ -20,7 +20,7 @@ from current_sensor import AbsentCurrentSensor, CurrentSensor
 from host_app import HostApp
 from host_services import HostServices
 from indicators import Indicators
-from pack import UNKNOWN, ntc_temp_dc
+from pack import ntc_temp_dc
 from settings_store import SettingsStore
 from soc import SocCounter
 from soc_persist import NVM_LEN, SocPersist
@@ -100,16 +100,14 @@ def build(services) -> HostApp:
         switches = MosfetSwitches(output("CHG_PIN"), output("DSG_PIN"), active_high=high)
 
     indicators = Indicators(output("LED_PIN"), output("BUZZER_PIN"))
-    fet_temp = None
+    fet_temp = None  # not fitted: no MOSFET temperature (shown absent)
     ntc_pin = pin("FET_NTC_PIN")
     if ntc_pin is not None:
+        # Fitted: from now on an open or shorted reading is a sensor fault that opens both paths.
         adc = analogio.AnalogIn(ntc_pin)
 
         def fet_temp():
             return ntc_temp_dc(adc.value)
-    else:
-        def fet_temp():
-            return UNKNOWN
 
     soc = SocCounter(settings.get("capacity_mah"), settings.get("full_charge_mv"), settings.get("cutoff_mv"),
                      settings.get("tail_current_ma"), settings.get("full_hold_ms"), settings.get("empty_hold_ms"),

@@ -70,9 +70,10 @@ class HostRig:
     """ChainRig with a HostApp (and its INA228 model, pins and services) as the host."""
 
     def __init__(self, n_modules=8, settings=None, temps=1, start_ms=(1 << 29) - 3000, contactor=False,
-                 module_cls=None):
+                 module_cls=None, fet_fitted=True):
         self.settings = settings or test_settings(n_modules)
         self.contactor = contactor
+        self.fet_fitted = fet_fitted
         self.parts = {}
         cls = module_cls or SettableModule
         self.rig = ChainRig(n_modules, start_ms=start_ms, host_factory=self._host,
@@ -105,7 +106,7 @@ class HostRig:
             switches = MosfetSwitches(self.chg, self.dsg)
         return HostApp(chain, self.settings, switches=switches, current=self.sensor,
                        indicators=Indicators(self.led, self.buzzer), services=self.services,
-                       fet_temp=lambda: self.fet_dc)
+                       fet_temp=(lambda: self.fet_dc) if self.fet_fitted else None)
 
     def _pack_mv(self):
         return sum(sum(m.cells_mv[: m.cell_count]) for m in self.rig.modules)
@@ -501,3 +502,25 @@ def test_current_sensor_fault_opens_both_after_its_own_short_delay_not_the_plaus
     t1 = h.clock.total_ms
     assert h.until(lambda: h.chg.value and h.dsg.value, 7000)
     assert h.clock.total_ms - t1 >= 5000
+
+
+def test_fitted_mosfet_sensor_reading_open_or_short_is_a_sensor_fault_that_opens_both():
+    h = HostRig()
+    h.start()
+    t0 = h.clock.total_ms
+    h.fet_dc = UNKNOWN  # pack.ntc_temp_dc's answer for an open or shorted NTC
+    h.run(1000 - 10)
+    assert h.chg.value and h.dsg.value
+    assert h.until(lambda: not h.chg.value and not h.dsg.value, 600)
+    assert 1000 <= h.time_of_change(h.dsg, False, t0) - t0 <= 1600  # the sensor fault's 1 s, not fet_ot's
+    assert h.app.state_text == "Sensor fault" and h.app.protection.trip_where[SENSOR] == 2
+    h.fet_dc = 300
+    assert h.until(lambda: h.chg.value and h.dsg.value, 7000)
+
+
+def test_unfitted_mosfet_sensor_is_absent_and_trips_nothing():
+    h = HostRig(fet_fitted=False)
+    h.start()
+    h.run(5000)
+    assert h.chg.value and h.dsg.value and h.app.protection.tripped == 0
+    assert h.app.pack.fet_temp_dc == UNKNOWN

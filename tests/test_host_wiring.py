@@ -203,3 +203,22 @@ def test_code_py_first_start_soc_from_the_rest_voltage(wired):
     assert rig.run_until(lambda: app.state == ST_RUNNING, 5000, step_us=2000), app.state_text
     rig.run_ms(400, step_us=2000)
     assert app.soc.soc_pct == 80
+
+
+@pytest.mark.parametrize("raw,fitted", [(65535, True), (100, True), (None, False)])
+def test_mosfet_ntc_fitted_but_open_or_shorted_holds_both_paths_open(wired, monkeypatch, raw, fitted):
+    """FET_NTC_PIN set in settings.toml = the sensor is fitted: open (65535) or shorted (100) is a sensor
+    fault. An empty FET_NTC_PIN = not fitted: no MOSFET temperature, and the pack runs."""
+    env, made, build_host = wired
+    if fitted:
+        monkeypatch.setattr(FakeAnalogIn, "__init__", lambda self, pin: setattr(self, "value", raw))
+    else:
+        env["FET_NTC_PIN"] = ""
+    rig = ChainRig(8, host_factory=build_host)
+    app = rig.host
+    rig.run_ms(5000, step_us=2000)
+    chg, dsg = made[env["CHG_PIN"]], made[env["DSG_PIN"]]
+    if fitted:
+        assert not chg.value and not dsg.value and app.state_text == "Sensor fault"
+    else:
+        assert app.fet_temp is None and chg.value and dsg.value and app.protection.tripped == 0

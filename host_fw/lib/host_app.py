@@ -124,7 +124,8 @@ class HostApp:
     :param current: a ``current_sensor.CurrentSensor`` or None (no current sensor: current unknown).
     :param indicators: an ``indicators.Indicators`` or None.
     :param services: ``host_services.HostServices`` (or the PC fake) or None (no watchdog).
-    :param fet_temp: a callable returning the MOSFET/shunt temperature in 0.1 degC or ``UNKNOWN``.
+    :param fet_temp: a callable returning the MOSFET/shunt temperature in 0.1 degC or ``UNKNOWN``, given
+        only when the sensor is fitted (then ``UNKNOWN``, open or short, is a sensor fault); None = not fitted.
     :param soc: a ``soc.SocCounter`` or None; ``balance``: a ``balance_policy.BalancePolicy`` or None;
         ``soc_persist``: a ``soc_persist.SocPersist`` or None; ``store``: a
         ``settings_store.SettingsStore`` or None; ``console``: a ``usb_console.UsbConsole`` (whose
@@ -541,8 +542,11 @@ class HostApp:
         v[OPEN_WIRE] = pack.open_wire_count
         v[WIRING] = pack.wiring_count
         # Host sensors that should answer and do not: both paths open after SENSOR_DELAY_MS (1 s, fixed).
-        v[SENSOR] = 1 if sensor_fault else 0
-        w[SENSOR] = 1 if sensor_fault else 0
+        # A MOSFET sensor is fitted when ``fet_temp`` was given (code.py: FET_NTC_PIN set); reading open or
+        # short it would leave the MOSFETs without over-temperature protection, so it is a fault too.
+        fet_fault = self.fet_temp is not None and pack.fet_temp_dc == UNKNOWN
+        v[SENSOR] = (1 if sensor_fault else 0) + (1 if fet_fault else 0)
+        w[SENSOR] = 1 if sensor_fault else 2 if fet_fault else 0
         if pack.total_mv != UNKNOWN and self.bus_mv != UNKNOWN and self.switches.connected:
             d = pack.total_mv - self.bus_mv
             v[PLAUS] = d if d >= 0 else -d
