@@ -133,8 +133,10 @@ SCHEMA = (
     ('cal_offset_ma', 'mA', -2000, 2000, 0),  # = calibration.OFFSET_MAX_MA: more is a load, not an offset
     ('cal_gain_ppm', 'ppm', 900000, 1100000, 1000000),  # = calibration.GAIN_MIN/MAX_PPM (+-10 %)
     ('soc_save_min', 'min', 30, 1440, 360),
+    # 1: no cell temperature known at all (every module sensor absent) blocks charging; 0: a warning only.
+    ('temp_required', 'flag', 0, 1, 1),
 )
-_NAMES = tuple([row[0] for row in SCHEMA])  # lookups scan this in C (no dict of 73 entries in RAM)
+_NAMES = tuple([row[0] for row in SCHEMA])  # lookups scan this in C (no dict of 74 entries in RAM)
 
 # Chemistry presets: the cell-voltage settings they fill (ov warn/trip/release, uv warn/trip/release,
 # full_charge_mv, cutoff_mv). Temperatures and currents are not chemistry-specific here.

@@ -17,7 +17,7 @@ from hil.sim_pins import SimPin
 from host_app import ST_FAULT, ST_RUNNING, ST_SLEEP, HostApp
 from indicators import Indicators
 from pack import UNKNOWN
-from protection import EV_RELEASE, EV_TRIP, OV, SC, SENSOR
+from protection import EV_RELEASE, EV_TRIP, NO_TEMP, OV, SC, SENSOR
 from switches import CLOSED, ContactorSwitches, MosfetSwitches
 
 
@@ -524,3 +524,23 @@ def test_unfitted_mosfet_sensor_is_absent_and_trips_nothing():
     h.run(5000)
     assert h.chg.value and h.dsg.value and h.app.protection.tripped == 0
     assert h.app.pack.fet_temp_dc == UNKNOWN
+
+
+@pytest.mark.parametrize("required", [1, 0])
+def test_no_cell_temperature_at_all_blocks_charging_unless_not_required(required):
+    settings = test_settings()
+    settings.set("temp_required", required)
+    h = HostRig(settings=settings, temps=2)
+    for m in h.rig.modules:
+        m.temps_dc[0] = m.temps_dc[1] = P.TEMP_ABSENT  # not one cell temperature in the pack
+    assert h.until(lambda: h.app.state == ST_RUNNING, 5000), h.app.state_text
+    h.run(2000)
+    assert h.dsg.value, "discharging stays allowed"
+    assert h.app.protection.is_warning(NO_TEMP), "always a warning"
+    if required:
+        assert not h.chg.value and h.app.state_text == "No cell temperature"
+        assert not any(v for t, v in h.chg.history), "charging never began without a cell temperature"
+        h.module(5).temps_dc[1] = 50  # one sensor reads (5.0 degC): charging may start
+        assert h.until(lambda: h.chg.value, 2000)
+    else:
+        assert h.chg.value and h.app.protection.tripped == 0

@@ -35,6 +35,7 @@ from protection import (
     FET_OT,
     MISSING,
     N_COND,
+    NO_TEMP,
     OPEN_WIRE,
     OV,
     PLAUS,
@@ -547,6 +548,12 @@ class HostApp:
         fet_fault = self.fet_temp is not None and pack.fet_temp_dc == UNKNOWN
         v[SENSOR] = (1 if sensor_fault else 0) + (1 if fet_fault else 0)
         w[SENSOR] = 1 if sensor_fault else 2 if fet_fault else 0
+        # Not one cell temperature known: a fact only while every module answers (a missing module's sensors
+        # may be fine; ``missing`` blocks both paths meanwhile). One absent sensor among others is fine.
+        if pack.temp_max_dc != UNKNOWN:
+            v[NO_TEMP] = 0
+        else:
+            v[NO_TEMP] = UNKNOWN if pack.missing_count else 1
         if pack.total_mv != UNKNOWN and self.bus_mv != UNKNOWN and self.switches.connected:
             d = pack.total_mv - self.bus_mv
             v[PLAUS] = d if d >= 0 else -d

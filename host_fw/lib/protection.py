@@ -40,7 +40,8 @@ OPEN_WIRE = const(11)
 WIRING = const(12)
 PLAUS = const(13)
 SENSOR = const(14)
-N_COND = const(15)
+NO_TEMP = const(15)
+N_COND = const(16)
 
 # What a trip blocks.
 BLOCK_CHG = const(1)
@@ -85,6 +86,9 @@ TABLE = (
     # short): value = how many, where = 1 current sensor, 2 MOSFET sensor. Not latched: a sensor that
     # answers again for SENSOR_RELEASE_MS shows it is over.
     ("sensor", None, _HIGH, BLOCK_BOTH, False, "Sensor fault"),
+    # Every module answers and not one cell temperature is known: charging lithium below 0 degC plates
+    # it, so charging is blocked (``temp_required`` = 1, the default) or only warned about (0).
+    ("no_temp", None, _HIGH, BLOCK_CHG, False, "No cell temperature"),
 )
 
 # Conditions whose value is an aggregate over every module's cells or sensors: while any module is
@@ -101,6 +105,9 @@ WIRING_DELAY_MS = const(1000)
 WIRING_RELEASE_MS = const(5000)
 SENSOR_DELAY_MS = const(1000)  # a current sensor fault, independent of plaus_delay_ms (up to 600 s)
 SENSOR_RELEASE_MS = const(5000)
+NO_TEMP_DELAY_MS = const(0)  # temperatures come in the same full answer as the cells: nothing to debounce
+NO_TEMP_RELEASE_MS = const(1000)
+_NEVER = const(0x3FFFFFFF)  # a trip level no value reaches (no_temp with temp_required = 0: warning only)
 
 # Limits row layout in Protection._lim.
 _WARN = const(0)
@@ -265,6 +272,11 @@ class Protection:
                 elif c == SENSOR:
                     row[_DELAY] = SENSOR_DELAY_MS
                     row[_REL_MS] = SENSOR_RELEASE_MS
+                elif c == NO_TEMP:
+                    if not _get(settings, "temp_required"):
+                        row[_TRIP] = _NEVER  # the warning still shows
+                    row[_DELAY] = NO_TEMP_DELAY_MS
+                    row[_REL_MS] = NO_TEMP_RELEASE_MS
                 else:
                     row[_DELAY] = WIRING_DELAY_MS
                     row[_REL_MS] = WIRING_RELEASE_MS
@@ -388,8 +400,9 @@ class Protection:
                 self._rel_since[c] = _NO_TIMER
 
         # Warning (debounced by the same delays, cleared once back inside the warning level).
-        # Count conditions (no unit) have no warning stage: they trip or they do not.
-        if TABLE[c][1] is None:
+        # Count conditions (no unit) have no warning stage: they trip or they do not. ``no_temp`` has one:
+        # it always warns, and trips only when temp_required is on.
+        if TABLE[c][1] is None and c != NO_TEMP:
             return
         if not self.warnings & bit:
             self._wrel_since[c] = _NO_TIMER

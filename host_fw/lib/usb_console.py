@@ -53,7 +53,7 @@ CELL_UNKNOWN = const(0xFFFF)
 # Default condition names, bit n = condition n (protection.TABLE order); a facade may give its own.
 CONDITION_NAMES = (
     "ov", "uv", "chg_oc", "dsg_oc", "sc", "chg_ot", "chg_ut", "dsg_ot", "dsg_ut", "fet_ot",
-    "missing", "open_wire", "wiring", "plaus", "sensor",
+    "missing", "open_wire", "wiring", "plaus", "sensor", "no_temp",
 )
 COMMANDS = (
     "status", "get NAME", "set NAME=VALUE [NAME=VALUE ...]", "schema", "preset LFP|NMC|LTO",

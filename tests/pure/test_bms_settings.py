@@ -164,3 +164,12 @@ def test_schema_rows_are_well_formed():
         seen[name] = 1
         assert lo <= default <= hi, name
         assert unit
+
+
+def test_temp_required_defaults_on_and_is_a_flag():
+    s = Settings()
+    assert s.get("temp_required") == 1  # by default no charging without a cell temperature
+    s.set("temp_required", 0)
+    assert s.get("temp_required") == 0
+    e = raises(ValueError, s.set, "temp_required", 2)
+    assert "temp_required" in str(e) and s.get("temp_required") == 0

@@ -14,6 +14,7 @@ from protection import (
     FET_OT,
     MISSING,
     N_COND,
+    NO_TEMP,
     OV,
     PLAUS,
     SC,
@@ -48,6 +49,7 @@ def nmc_limits():
     s["plaus_tol_mv"] = 2000
     s["plaus_delay_ms"] = 3000
     s["sc_trip_ma"] = 300000
+    s["temp_required"] = 1
     return s
 
 
@@ -339,3 +341,34 @@ def test_plausibility_latches_until_a_reset_the_sensor_allows():
     assert p.reset(60200, v)
     assert p.charge_allowed and p.discharge_allowed and p.latched == 0
     assert p.events.find(EV_RESET, PLAUS) >= 0
+
+
+def test_no_cell_temperature_blocks_charging_at_once_and_always_warns():
+    # Every module answers and not one cell temperature is known: charging lithium below 0 degC plates it.
+    p, v = make()
+    v[CHG_OT] = v[CHG_UT] = v[DSG_OT] = v[DSG_UT] = UNKNOWN
+    v[NO_TEMP] = 1
+    p.update(10, v)
+    assert not p.charge_allowed and p.discharge_allowed and p.is_warning(NO_TEMP)
+    v[CHG_OT] = v[CHG_UT] = v[DSG_OT] = v[DSG_UT] = 250
+    v[NO_TEMP] = 0  # one sensor reads again
+    run(p, v, 20, 1010)
+    assert not p.charge_allowed
+    run(p, v, 1020, 1100)
+    assert p.charge_allowed
+    run(p, v, 1110, 2200)  # the warning clears a release delay after the trip
+    assert not p.is_warning(NO_TEMP)
+    # temp_required = 0 (the user's choice, e.g. a pack that never sees frost): a warning only.
+    lim = nmc_limits()
+    lim["temp_required"] = 0
+    p.load(lim)
+    v[NO_TEMP] = 1
+    run(p, v, 3000, 10000, 100)
+    assert p.charge_allowed and p.discharge_allowed and p.is_warning(NO_TEMP) and p.tripped == 0
+
+
+def test_temp_required_is_a_required_setting():
+    lim = nmc_limits()
+    del lim["temp_required"]
+    e = raises(ValueError, Protection().load, lim)
+    assert "temp_required" in str(e)
