@@ -544,3 +544,22 @@ def test_no_cell_temperature_at_all_blocks_charging_unless_not_required(required
         assert h.until(lambda: h.chg.value, 2000)
     else:
         assert h.chg.value and h.app.protection.tripped == 0
+
+
+def test_single_contactor_opens_at_once_when_a_direction_is_blocked_and_the_current_is_unknown():
+    h = HostRig(contactor=True)
+    assert h.until(lambda: h.app.switches.state == CLOSED, 8000)
+    s = h.settings
+    h.ina.set_current(-20000)  # discharging
+    h.module(2).cells_mv[3] = s.get("ov_trip_mv") + 20  # OV: charging blocked
+    h.run(s.get("ov_delay_ms") + 1000)
+    assert not h.app.protection.charge_allowed and h.chg.value  # the allowed direction flows: stays closed
+    t0 = h.clock.total_ms
+    h.i2c.nack.add(h.ina.address)  # the direction can no longer be seen: a charger may be pushing in
+    assert h.until(lambda: not h.chg.value, 450), "the contactor must not wait for the sensor fault"
+    assert not h.app.protection.is_tripped(SENSOR) and h.clock.total_ms - t0 < 1000
+    h.i2c.nack.discard(h.ina.address)
+    h.run(8000)  # the current is seen again (the sensor fault released), but charging is still blocked
+    assert not h.chg.value, "stays open until charging is allowed again"
+    h.module(2).cells_mv[3] = s.get("ov_release_mv") - 20
+    assert h.until(lambda: h.app.switches.state == CLOSED, s.get("ov_release_ms") + 6000)

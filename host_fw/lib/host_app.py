@@ -687,11 +687,12 @@ class HostApp:
         if sw.kind == "contactor":
             # One contactor carries both directions: it stays closed while the allowed direction (or
             # nothing) flows, and opens when current flows the blocked way; it closes again only once
-            # that direction is allowed.
+            # that direction is allowed. With the current unknown the direction cannot be seen, so a
+            # blocked direction opens it at once (not only at the sensor fault's trip).
             i = self.current_ma
-            if not chg and i != UNKNOWN and i > self._idle_ma:
+            if not chg and (i == UNKNOWN or i > self._idle_ma):
                 self._dir_hold |= BLOCK_CHG
-            if not dsg and i != UNKNOWN and i < -self._idle_ma:
+            if not dsg and (i == UNKNOWN or i < -self._idle_ma):
                 self._dir_hold |= BLOCK_DSG
             if chg:
                 self._dir_hold &= ~BLOCK_CHG
