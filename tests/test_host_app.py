@@ -17,7 +17,7 @@ from hil.sim_pins import SimPin
 from host_app import ST_FAULT, ST_RUNNING, ST_SLEEP, HostApp
 from indicators import Indicators
 from pack import UNKNOWN
-from protection import EV_RELEASE, EV_TRIP, NO_TEMP, OV, SC, SENSOR
+from protection import EV_RELEASE, EV_TRIP, NO_TEMP, OV, PLAUS, SC, SENSOR
 from switches import CLOSED, ContactorSwitches, MosfetSwitches
 
 
@@ -563,3 +563,22 @@ def test_single_contactor_opens_at_once_when_a_direction_is_blocked_and_the_curr
     assert not h.chg.value, "stays open until charging is allowed again"
     h.module(2).cells_mv[3] = s.get("ov_release_mv") - 20
     assert h.until(lambda: h.app.switches.state == CLOSED, s.get("ov_release_ms") + 6000)
+
+
+def test_console_shows_every_latched_trip_and_its_reset_latch_clears_it_like_the_button():
+    from usb_console import Status
+
+    h = HostRig()
+    h.start()
+    h.run(1000)
+    assert h.app.reset_latch(h.clock.total_ms) == "nothing latched"
+    h.bus_offset_mv = h.settings.get("plaus_tol_mv") + 1500  # implausible pack voltage: a latched trip
+    assert h.until(lambda: not h.chg.value and not h.dsg.value, h.settings.get("plaus_delay_ms") + 600)
+    st = Status()
+    h.app.fill_status(st)
+    assert st.latched == 1 << PLAUS == h.app.protection.latched
+    h.bus_offset_mv = 0  # fixed
+    assert h.app.reset_latch(h.clock.total_ms) == ""
+    assert h.until(lambda: h.chg.value and h.dsg.value, 2000)
+    h.app.fill_status(st)
+    assert st.latched == 0

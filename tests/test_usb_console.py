@@ -70,14 +70,14 @@ class FakeHost:
             s.temps_dc[i] = v
         s.warnings = self.protection.warnings
         s.faults = self.protection.tripped
-        s.latched = self.protection.tripped & (1 << SC)
+        s.latched = self.protection.latched
         s.nvm_erases0, s.nvm_erases1 = self.store.erases
         s.nvm_pending = self.store.pending
         s.soc_source = self.persist.source
         s.note = self.store.note
 
     def reset_latch(self, now_ms):
-        if not self.protection.tripped & (1 << SC):
+        if not self.protection.latched:
             return "nothing latched"
         if not self.protection.reset(now_ms, self._values()):
             return "short circuit still present"

@@ -190,8 +190,8 @@ class HostApp:
 
     # -- requests from the user interfaces ------------------------------------------------------
     def reset(self) -> None:
-        """User reset (button, console, app): clears the short-circuit latch and a precharge fault
-        if their cause is gone. Applied at the next ``step``."""
+        """User reset (button, console, app): clears every latched trip (``Protection.latched``: short
+        circuit, plausibility) and a precharge fault if their cause is gone. Applied at the next ``step``."""
         self._reset_requested = True
 
     def mute(self) -> None:
@@ -356,6 +356,10 @@ class HostApp:
             if self.current is not None:
                 self.current.clear_alert()
                 self.values[SC] = 1 if self.current.sc_alert else 0
+            if not self.switches.connected:
+                # With the paths open nothing is measured: the last mismatch is the stale one that caused
+                # the trip, and must not refuse the reset that reruns the check.
+                self.values[PLAUS] = UNKNOWN
             self.protection.reset(now_ms, self.values)
             self.switches.reset()
             if self.fault_cause == FC_SWITCH:
@@ -763,7 +767,7 @@ class HostApp:
         st.balancing = bal
         st.warnings = self.protection.warnings
         st.faults = self.protection.tripped
-        st.latched = self.protection.tripped & (1 << SC)
+        st.latched = self.protection.latched  # every latched trip (short circuit, plausibility)
         store = self.store
         if store is not None:
             st.nvm_erases0 = store.erases[0]
@@ -781,9 +785,12 @@ class HostApp:
             st.note = ""
 
     def reset_latch(self, now_ms: int) -> str:
-        if not self.protection.tripped & (1 << SC) and not self.switches.fault:
+        """The console's user reset: the same as the button and ``reset()`` (every latched trip, a precharge
+        fault); refused with the reason when nothing is latched or the short circuit is still there."""
+        latched = self.protection.latched
+        if not latched and not self.switches.fault:
             return "nothing latched"
-        if self.current is not None and self.protection.tripped & (1 << SC):
+        if self.current is not None and latched & (1 << SC):
             self.current.clear_alert()
             if self.current.sc_alert:
                 return "short circuit still present"
