@@ -582,3 +582,54 @@ def test_console_shows_every_latched_trip_and_its_reset_latch_clears_it_like_the
     assert h.until(lambda: h.chg.value and h.dsg.value, 2000)
     h.app.fill_status(st)
     assert st.latched == 0
+
+
+def _console(h):
+    import json
+
+    from hil.sim_serial import stream_pair
+    from usb_console import UsbConsole
+
+    fw, pc = stream_pair()
+    h.app.console = UsbConsole(fw, h.app)
+
+    def ask(line):
+        pc.write((line + "\n").encode())
+        h.run(400)
+        while pc.in_waiting:
+            msg = json.loads(pc.readline())
+            if msg.get("type") != "status":
+                return msg
+        return None
+
+    return ask
+
+
+def test_sc_trip_ma_changed_at_run_time_reaches_the_hardware_limit_or_is_refused_with_the_reason():
+    h = HostRig()
+    h.start()
+    ask = _console(h)
+    rep = ask("set sc_trip_ma=200000")
+    assert rep["ok"], rep
+    h.run(400)
+    assert h.sensor.limit_ma == 200000 and h.ina.regs[0x0C] == 200000 * 250 // 5000  # no reboot needed
+    h.ina.set_current(-250000)  # beyond the new limit, below the factory 300 A: the hardware cuts it
+    h.run(10)
+    assert not h.chg.value and not h.dsg.value and h.app.protection.is_tripped(SC)
+    h.ina.set_current(0)
+    h.app.reset()
+    assert h.until(lambda: h.chg.value and h.dsg.value, 2000)
+    # 700 A on 250 uOhm is 175 mV: beyond the +-163.84 mV range chosen at start. Refused, with the reason.
+    rep = ask("set sc_trip_ma=700000")
+    assert not rep["ok"] and "range" in rep["error"], rep
+    assert h.settings.get("sc_trip_ma") == 200000 and h.sensor.limit_ma == 200000
+    # The same value from elsewhere (e.g. a stored record, a future interface): a warning, never a crash.
+    t0 = h.clock.total_ms
+    h.settings.set("sc_trip_ma", 700000)
+    h.run(1000)
+    assert h.sensor.limit_ma == 200000  # the old limit stays in the chip
+    assert "sc_trip_ma" in h.app.sc_error and "range" in h.app.sc_error
+    assert h.time_of_change(h.dsg, False, t0) is None  # running on, with the limit that is programmed
+    h.settings.set("sc_trip_ma", 250000)
+    h.run(400)
+    assert h.sensor.limit_ma == 250000 and h.app.sc_error == ""

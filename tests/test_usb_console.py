@@ -6,7 +6,7 @@ from bms_settings import SCHEMA, Settings
 from calibration import Calibrator, apply
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protection import KIND_NAMES, N_COND, OV, SC, Protection, cond_name
+from protection import KIND_NAMES, N_COND, OV, Protection, cond_name
 from settings_store import SettingsStore
 from soc import SocCounter
 from soc_persist import NVM_LEN, SocPersist

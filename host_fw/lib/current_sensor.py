@@ -115,17 +115,25 @@ class CurrentSensor:
 
         The ADC range stays as configured at start: a limit beyond it raises ``ValueError`` and the old
         limit stays in the chip (the caller shows the message)."""
-        if sc_trip_ma <= 0:
-            raise ValueError("current sensor: sc_trip_ma must be > 0")
-        top_nv = sc_trip_ma * self.shunt_uohm
-        if top_nv > (_RANGE1_NV if self.adc_range else _RANGE0_NV):
-            raise ValueError("current sensor: %d mA on %d uOhm is beyond the range set at start (%d uV)"
-                             % (sc_trip_ma, self.shunt_uohm, (_RANGE1_NV if self.adc_range else _RANGE0_NV) // 1000))
+        err = self.sc_trip_error(sc_trip_ma)
+        if err:
+            raise ValueError(err)
         self.sc_trip_ma = sc_trip_ma
         sovl = sc_trip_ma * self.shunt_uohm // self._limit_lsb_nv
         sovl = 0x7FFF if sovl > 0x7FFF else sovl
         self._write16(_SOVL, sovl)
         self._write16(_SUVL, (-sovl) & 0xFFFF)
+
+    def sc_trip_error(self, sc_trip_ma: int) -> str:
+        """Why ``set_sc_trip_ma`` would refuse this limit ("" when it fits the range chosen at start).
+        Lets a settings interface refuse the value before it is stored."""
+        if sc_trip_ma <= 0:
+            return "current sensor: sc_trip_ma must be > 0"
+        top_uv = (_RANGE1_NV if self.adc_range else _RANGE0_NV) // 1000
+        if sc_trip_ma * self.shunt_uohm > top_uv * 1000:
+            return ("current sensor: sc_trip_ma %d mA on %d uOhm is beyond the range set at start (%d uV); "
+                    "a reboot chooses the range again" % (sc_trip_ma, self.shunt_uohm, top_uv))
+        return ""
 
     def _write16(self, reg: int, value: int) -> None:
         b = self._wbuf

@@ -185,6 +185,8 @@ class HostApp:
         self._note_cleared = False
         self.calibrator = Calibrator()
         self.cal_error = ""
+        self.sc_error = ""  # why the sc_trip_ma setting could not be programmed (the old limit stays)
+        self._sc_retry = False
         self.raw_current_ma = UNKNOWN
         self.healthy = True
 
@@ -401,6 +403,7 @@ class HostApp:
         if self.fault_cause == FC_LIMITS:
             self.fault_cause = FC_NONE
             self._set_state(now_ms, ST_START)
+        self._apply_sc_trip()
         self._idle_ma = _setting(s, "rest_current_ma", _IDLE_MA)
         self._cal_off = _setting(s, "cal_offset_ma", 0)
         self._cal_gain = _setting(s, "cal_gain_ppm", 1000000)
@@ -417,6 +420,26 @@ class HostApp:
         if self.balance is not None:
             self.balance.configure(_setting(s, "bal_start_mv", 10), _setting(s, "bal_rest_soc_pct", 95),
                                    self._idle_ma, _setting(s, "bal_timeout_s", 30))
+
+    def _apply_sc_trip(self) -> None:
+        """Program a changed ``sc_trip_ma`` into the sensor's hardware limit, without a reboot. A limit
+        beyond the ADC range chosen at start is refused: the old one stays in the chip and ``sc_error``
+        says why (shown as the status note); an I2C error is retried every cycle."""
+        cur = self.current
+        if cur is None or not hasattr(cur, "set_sc_trip_ma"):
+            return
+        want = _setting(self.settings, "sc_trip_ma", cur.sc_trip_ma)
+        self._sc_retry = False
+        if want == cur.sc_trip_ma and not self.sc_error:
+            return
+        try:
+            cur.set_sc_trip_ma(want)
+            self.sc_error = ""
+        except ValueError as e:
+            self.sc_error = str(e)
+        except OSError:
+            self.sc_error = "current sensor: sc_trip_ma not written yet (I2C error)"
+            self._sc_retry = True
 
     def _chain_enumerating(self) -> bool:
         s = self.chain.state
@@ -511,6 +534,8 @@ class HostApp:
 
         cur = self.current
         sensor_fault = False
+        if self._sc_retry:
+            self._apply_sc_trip()
         if cur is not None:
             if cur.read():
                 self.raw_current_ma = cur.current_ma
@@ -722,6 +747,17 @@ class HostApp:
     # -- the USB console's facade (usb_console.UsbConsole) --------------------------------------
     condition_names = tuple(row[0] for row in PROTECTION_TABLE)
 
+    def check_settings(self, pairs) -> str:
+        """Before the console stores ``pairs`` ((name, value), ...): why the hardware cannot take them
+        ("" when it can). A short-circuit limit beyond the sensor's range is refused here."""
+        cur = self.current
+        if cur is None or not hasattr(cur, "sc_trip_error"):
+            return ""
+        for name, value in pairs:
+            if name == "sc_trip_ma":
+                return cur.sc_trip_error(value)
+        return ""
+
     def settings_changed(self, now_ms: int) -> None:
         """After a successful settings change: save it (budgeted); the limits reload next step."""
         if self.store is not None:
@@ -779,6 +815,8 @@ class HostApp:
             st.note = self.state_text
         elif self.cal_error:
             st.note = self.cal_error
+        elif self.sc_error:
+            st.note = self.sc_error
         elif store is not None:
             st.note = store.note
         else:

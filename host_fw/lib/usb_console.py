@@ -16,6 +16,7 @@ The console reaches the rest of the host only through a *host facade* (duck-type
 
     facade.settings                          # a bms_settings.Settings (get / set_many / apply_preset / factory_reset)
     facade.settings_changed(now_ms)          # after every successful change: save it, re-read the limits
+    facade.check_settings(pairs) -> str      # optional: "" or why the hardware refuses them (before storing)
     facade.fill_status(st)                   # fill the preallocated Status st (every cycle)
     facade.store, facade.soc_persist         # optional: when present the console itself shows the flash
                                              # erases, a pending write, the store's note and the SOC source
@@ -417,6 +418,10 @@ class UsbConsole:
             pairs = _parse_pairs(args)
             if isinstance(pairs, str):
                 return self._bad(cmd, pairs)
+            check = getattr(f, "check_settings", None)  # the hardware may refuse a value the schema allows
+            err = check(pairs) if check is not None else ""
+            if err:
+                return self._bad(cmd, err)
             try:
                 f.settings.set_many(pairs)
             except ValueError as e:
