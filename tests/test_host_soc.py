@@ -202,7 +202,7 @@ def test_balancing_after_a_full_charge_targets_the_lowest_cell_renews_and_stops_
     # renewed before the modules' own 10 s timeout runs out
     h.run(25000)
     times = [t for t, _, to in h.rig.modules[0].balance_cmds if to]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert len(times) >= 4 and max(gaps) < 10000
     # the cells converge: spread 1 mV -> one stop (timeout 0)
     for m in h.rig.modules:
