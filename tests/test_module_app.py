@@ -160,7 +160,8 @@ def test_bad_config_is_refused_and_keeps_the_old_one():
     app = rig.app
     kept = (8, 20, 3000, 550, 650)
     for bad in (dict(cell_count=3), dict(cell_count=13), dict(cell_count=12, warn=700, limit=600),
-                dict(cell_count=12, warn=650, limit=650)):
+                dict(cell_count=12, warn=650, limit=650), dict(cell_count=12, limit=1500),
+                dict(cell_count=12, silence_ms=100)):
         r = rig.configure(**bad)
         assert r[1] == P.NACK and r[3] == bytes([P.CONFIG, P.NACK_BAD_VALUE]), bad
         assert (app.cell_count, app.ow_period_s, app.silence_ms, app.temp_warn_dc, app.temp_limit_dc) == kept, bad

@@ -65,6 +65,21 @@ def test_garbage_truncation_and_overlong_resync():
     assert dec.framing_errors + dec.crc_errors == 2
 
 
+def test_a_block_cut_short_by_the_delimiter_is_a_framing_error():
+    # What did arrive is a whole packet with a good CRC, but the COBS code promised two more bytes:
+    # the frame was cut (a lost byte, a corrupted code), so it is refused, not guessed at.
+    raw = bytearray([5, 1, P.PONG, 3, 1, 7])
+    crc = crc16_ccitt(raw)
+    raw.append(crc & 0xFF)
+    raw.append(crc >> 8)
+    for b in raw:
+        assert b != 0  # one COBS block: the frame is the code byte, the raw bytes, the delimiter
+    pkts, dec = _decode_all(bytes([len(raw) + 3]) + bytes(raw) + b"\x00")
+    assert pkts == [] and dec.framing_errors == 1
+    pkts, dec = _decode_all(bytes([len(raw) + 1]) + bytes(raw) + b"\x00", dec)  # the right code: accepted
+    assert pkts == [(5, 1, P.PONG, 3, b"\x07")]
+
+
 def test_length_field_mismatch_is_a_framing_error():
     raw = bytearray([1, 0, P.PING, 1, 3])  # claims 3 payload bytes, has none
     crc = crc16_ccitt(raw)
