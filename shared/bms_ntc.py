@@ -17,16 +17,16 @@ the reference), a shorted one, a reading outside the table or a missing referenc
 import math
 from array import array
 
+from bms_packet import TEMP_ABSENT
 from micropython import const
 
-TEMP_ABSENT = const(-32768)
 _SCALE = const(100000)  # divider ratio units
 _T0_DC = const(-400)
 _STEP_DC = const(50)
 _POINTS = const(34)  # -40.0 ... +125.0 C
 _VREF_MIN_100UV = const(25000)  # 2.5 V: below this the reference is not up
 _VREF_MAX_100UV = const(35000)
-_UNKNOWN = const(0xFFFF)
+_UNKNOWN = const(0xFFFF)  # an ADC entry that held no conversion (LTC6811 cleared register)
 
 
 class NTC:

@@ -23,14 +23,7 @@ Public interface (stable):
 """
 
 from bms_link import crc16_ccitt, cobs_encode_into, cobs_decode_into, cobs_max_len
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
+from micropython import const  # on a PC, Blinka provides it
 
 try:
     from typing import Optional, Tuple  # noqa: F401
@@ -282,14 +275,27 @@ def pack_nack_into(buf, off: int, req_type: int, reason: int) -> int:
 # --- payload unpack helpers (validate the length; no allocation unless they return a tuple) -------
 
 
-def cells_count(buf, off: int, plen: int) -> int:
-    """Cell count of a CELLS payload, or -1 if its length does not match."""
-    if plen < 2:
+def _item_count(buf, off: int, plen: int, fixed: int, max_n: int) -> int:
+    # ``sample_id u8, n u8, n x 16-bit, (fixed - 2) more bytes``: n, or -1 when the length does not match
+    if plen < fixed:
         return -1
     n = buf[off + 1]
-    if n > MAX_CELLS or plen != 2 + 2 * n:
+    if n > max_n or plen != fixed + 2 * n:
         return -1
     return n
+
+
+def _copy_words(buf, off: int, n: int, out, out_off: int, signed: bool) -> int:
+    o = off + 2
+    for i in range(n):
+        out[out_off + i] = get_i16(buf, o) if signed else get_u16(buf, o)
+        o += 2
+    return n
+
+
+def cells_count(buf, off: int, plen: int) -> int:
+    """Cell count of a CELLS payload, or -1 if its length does not match."""
+    return _item_count(buf, off, plen, 2, MAX_CELLS)
 
 
 def unpack_cells_into(buf, off: int, plen: int, out_100uv, out_off: int = 0) -> int:
@@ -297,22 +303,12 @@ def unpack_cells_into(buf, off: int, plen: int, out_100uv, out_off: int = 0) -> 
 
     The sample id is ``buf[off]``.
     """
-    n = cells_count(buf, off, plen)
-    o = off + 2
-    for i in range(n):
-        out_100uv[out_off + i] = get_u16(buf, o)
-        o += 2
-    return n
+    return _copy_words(buf, off, cells_count(buf, off, plen), out_100uv, out_off, False)
 
 
 def temps_count(buf, off: int, plen: int) -> int:
     """Sensor count of a TEMPS payload, or -1 if its length does not match."""
-    if plen < 4:
-        return -1
-    n = buf[off + 1]
-    if n > MAX_TEMPS or plen != 4 + 2 * n:
-        return -1
-    return n
+    return _item_count(buf, off, plen, 4, MAX_TEMPS)
 
 
 def unpack_temps_into(buf, off: int, plen: int, out_dc, out_off: int = 0) -> int:
@@ -320,12 +316,7 @@ def unpack_temps_into(buf, off: int, plen: int, out_dc, out_off: int = 0) -> int
 
     The die temperature is ``get_i16(buf, off + 2 + 2 * n)``, the sample id ``buf[off]``.
     """
-    n = temps_count(buf, off, plen)
-    o = off + 2
-    for i in range(n):
-        out_dc[out_off + i] = get_i16(buf, o)
-        o += 2
-    return n
+    return _copy_words(buf, off, temps_count(buf, off, plen), out_dc, out_off, True)
 
 
 def unpack_enumerated(buf, off: int) -> tuple:

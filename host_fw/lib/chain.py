@@ -84,13 +84,7 @@ from bms_packet import (
     temps_count,
 )
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-
-    def const(x):
-        return x
-
+from micropython import const
 
 try:
     from typing import Optional  # noqa: F401

@@ -15,10 +15,7 @@ Which cells of one module bleed, as a pure function of integers (no hardware):
 Cells already bleeding keep priority over new ones, so the set does not flip every cycle.
 """
 
-from micropython import const
-
-CELL_UNKNOWN = const(0xFFFF)
-TEMP_ABSENT = const(-32768)
+from bms_packet import CELL_UNKNOWN, TEMP_ABSENT
 
 
 def thermal_budget_mw(budget_mw: int, temp_dc: int, warn_dc: int, limit_dc: int) -> int:
