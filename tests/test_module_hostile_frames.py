@@ -16,7 +16,9 @@ KNOWN = (P.ENUMERATE, P.PING, P.SAMPLE, P.GET_CELLS, P.GET_TEMPS, P.GET_STATUS, 
 # conversion and a newer request replaces an older waiting one; SAMPLE and replies get no answer).
 ANSWERED = (P.PING, P.GET_STATUS, P.CONFIG, P.BALANCE, P.IDENTIFY)
 
-types_ = st.one_of(st.sampled_from(KNOWN), st.sampled_from(ANSWERED), st.integers(0, 255).filter(lambda t: t != P.SLEEP))
+types_ = st.one_of(
+    st.sampled_from(KNOWN), st.sampled_from(ANSWERED), st.integers(0, 255).filter(lambda t: t != P.SLEEP)
+)
 FIXED_LEN = {P.CONFIG: P.CONFIG_LEN, P.BALANCE: P.BALANCE_LEN}
 frames = st.tuples(
     st.sampled_from([1, 1, 1, P.ADDR_BROADCAST, P.ADDR_HOST, 2, 7]) | st.integers(0, 255),  # dst
