@@ -456,3 +456,16 @@ def test_a_hung_mcu_leaves_the_afe_to_stop_bleeding_by_itself():
     assert rig.model.asleep  # its watchdog ran out ...
     rig.clock.advance(1_500)
     assert rig.model.discharge_mask == 0  # ... and the armed discharge timer (30 s) opened the switch
+
+
+def test_packets_it_can_neither_use_nor_nack_are_counted_in_status():
+    rig = started([3300] * 12)
+    before = rig.status()[5]
+    rig.host.send(P.ADDR_BROADCAST, P.SAMPLE)  # no sample id
+    rig.host.send(P.ADDR_BROADCAST, P.SAMPLE, b"\x01\x02")
+    rig.host.send(P.ADDR_BROADCAST, P.ENUMERATE)  # no hop count
+    seq = rig.host.send(1, P.STATUS, bytes(P.STATUS_LEN))  # a reply travelling the wrong way
+    rig.run(20)
+    assert rig.host.take(seq) is None and rig.host.replies == []  # a broadcast is never answered with a NACK
+    assert rig.status()[5] == before + 4
+    assert rig.app.link.address == 1 and rig.app.sample_id == 0  # nothing acted on

@@ -262,7 +262,8 @@ class ModuleApp:
         link = self.link
         out = link.tx_payload
         if t & P.REPLY or t == P.NACK:
-            return  # a reply travelling the wrong way
+            link.malformed += 1  # a reply travelling the wrong way: nobody to NACK
+            return
         if t == P.ENUMERATE:
             n = P.pack_enumerated_into(out, 0, link.address, CHANNELS, self.cell_count, FW_MAJOR, FW_MINOR)
             link.reply(P.ENUMERATED, pkt.seq, n)
@@ -270,6 +271,7 @@ class ModuleApp:
             link.reply(P.PONG, pkt.seq, 0)
         elif t == P.SAMPLE:
             if pkt.length != P.SAMPLE_LEN:
+                link.malformed += 1  # a broadcast is never NACKed (every module would answer)
                 return
             sid = pkt.payload[0]
             # The host sends each SAMPLE twice: one instant per sample id (ids repeat only after 256 cycles).

@@ -21,7 +21,9 @@ Interface::
     link.silent_ms(now_ms)         # ms since a valid packet came from upstream
     link.send_wake()               # wake preamble down (a woken module passes the wake on)
     link.address                   # 0 until enumerated, then hop + 1
-    link.link_errors               # CRC + framing + overrun + queue drops, both ports (for STATUS)
+    link.link_errors               # CRC + framing + overrun + queue drops + malformed, both ports (for STATUS)
+    link.malformed                 # good-CRC packets nobody can use or NACK (a broadcast with a bad length, a
+                                   # reply from upstream); the link counts its own, the app adds the ones it finds
 
 Relaying: packets for another address go down whole; everything from DOWN goes up whole, in arrival order,
 through a bounded queue shared with this module's own replies, so frames never interleave. A full queue drops
@@ -146,6 +148,7 @@ class ModuleLink:
         self._pend_seq = 0
         self._pend_src = 0
         self.drops = 0
+        self.malformed = 0
         self.unaddressed_replies = 0
         self.relayed_up = 0
         self.relayed_down = 0
@@ -154,7 +157,7 @@ class ModuleLink:
     # --- counters ----------------------------------------------------------------------------------
     @property
     def link_errors(self) -> int:
-        return self.up_decoder.errors + self.down_decoder.errors + self.drops
+        return self.up_decoder.errors + self.down_decoder.errors + self.drops + self.malformed
 
     def silent_ms(self, now_ms: int) -> int:
         """Milliseconds since the last valid packet from upstream (since the first poll if none yet)."""
@@ -239,9 +242,11 @@ class ModuleLink:
         if dst == ADDR_BROADCAST:
             if dec.type == ENUMERATE:
                 if dec.length != 1:
+                    self.malformed += 1
                     return False
                 hop = dec.payload[0]
                 if hop >= ADDR_MAX_MODULE:
+                    self.malformed += 1
                     return False  # no address left; do not forward either
                 self.address = hop + 1
                 w = self._fwd
