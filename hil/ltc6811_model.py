@@ -70,7 +70,8 @@ class LTC6811Model:
         ``ntc_temp_dc`` (two entries, GPIO1/GPIO2; ``None`` = not fitted) and 0 V on GPIO3..5
 
     Knobs and observables for tests and the rig: ``die_temp_dc``, ``ntc_temp_dc``, ``open_wire(line, on)``,
-    ``inject_pec_errors(n)``, ``corrupt_reads``, ``discharge_mask``, ``asleep``, ``config``, ``commands``.
+    ``inject_pec_errors(n)``, ``power_on_reset()``, ``corrupt_reads``, ``discharge_mask``, ``asleep``, ``config``,
+    ``commands``.
     """
 
     def __init__(self, clock, cells_uv, gpio_uv=None) -> None:
@@ -117,6 +118,12 @@ class LTC6811Model:
     def inject_pec_errors(self, count: int) -> None:
         """Corrupt the PEC of the next ``count`` register groups sent on MISO."""
         self._inject += count
+
+    def power_on_reset(self) -> None:
+        """A supply dip resets the chip while the MCU runs on: configuration back to its defaults (REFON off,
+        DCTO 0, every discharge switch open); it stays awake."""
+        self._reset_config()
+        self._dcto_end_us = None
 
     def _default_gpio(self):
         g = [0] * 5

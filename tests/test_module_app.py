@@ -469,3 +469,16 @@ def test_packets_it_can_neither_use_nor_nack_are_counted_in_status():
     assert rig.host.take(seq) is None and rig.host.replies == []  # a broadcast is never answered with a NACK
     assert rig.status()[5] == before + 4
     assert rig.app.link.address == 1 and rig.app.sample_id == 0  # nothing acted on
+
+
+def test_an_afe_reset_behind_the_mcus_back_is_repaired_at_the_next_sample():
+    rig = started([3400, 3300, 3300, 3300])
+    rig.cycle()
+    rig.balance(33010, 600)
+    rig.cycle()
+    assert rig.model.discharge_mask == 1
+    rig.model.power_on_reset()  # a supply dip: switch open, REFON and DCTO gone; the app does not know
+    assert rig.model.discharge_mask == 0
+    rig.cycle()
+    assert rig.model.discharge_mask == 1 and rig.model.dcto_code != 0  # the configuration is rewritten each SAMPLE
+    assert rig.model.config[0] & 0x04  # REFON back
