@@ -336,3 +336,15 @@ def test_a_module_that_rebooted_and_lost_its_address_is_found_again():
     assert rig.modules[2].link.address == 3 and not h.missing[3]
     _next_cycle(rig)
     _assert_cycle_data_right(rig, range(1, 5))
+
+
+def test_a_module_with_more_cells_than_the_host_holds_is_refused_not_spilled_into_its_neighbour():
+    rig = ChainRig(3)
+    h = rig.host
+    assert rig.run_until(lambda: h.cycle_count >= 2, 1000)
+    rig.modules[1].cell_count = 16  # module 2 answers 16 cells; the host keeps 12 per module
+    _next_cycle(rig)
+    _next_cycle(rig)
+    assert h.bad_payloads > 0
+    assert h.fresh[2] & 1 == 0 and all(h.cell_100uv(2, i) == P.CELL_UNKNOWN for i in range(12))
+    _assert_cycle_data_right(rig, (1, 3))  # module 3's cells are its own
