@@ -112,6 +112,16 @@ def started(cells_mv, cell_count=None, **kw):
     return rig
 
 
+def _cell_1_bleeding(timeout_s=600):
+    """A 4-cell module whose cell 1 is 10 mV high and bleeding after one BALANCE."""
+    rig = started([3400, 3300, 3300, 3300])
+    rig.cycle()
+    rig.balance(33010, timeout_s)
+    rig.cycle()
+    assert rig.model.discharge_mask == 1
+    return rig
+
+
 def test_7_cell_module_reports_7_voltages_within_1_2_mv():
     truth = [3301.234, 3299.987, 3310.05, 3288.8, 3305.55, 3300.01, 3297.49]
     rig = Rig([0] * 7)
@@ -281,11 +291,7 @@ def test_heat_limit_stops_all_bleeding_and_flags_it():
 
 
 def test_balancing_ends_at_its_timeout_and_dcto_is_armed():
-    rig = started([3400, 3300, 3300, 3300])
-    rig.cycle()
-    rig.balance(33010, 2)
-    rig.cycle()
-    assert rig.model.discharge_mask == 1
+    rig = _cell_1_bleeding(timeout_s=2)
     assert rig.model.dcto_code != 0  # a hung MCU: the AFE stops on its own
     for _ in range(10):
         rig.cycle()
@@ -447,11 +453,7 @@ def test_sleep_memory_restores_config_only_after_a_pin_wake():
 
 
 def test_a_hung_mcu_leaves_the_afe_to_stop_bleeding_by_itself():
-    rig = started([3400, 3300, 3300, 3300])
-    rig.cycle()
-    rig.balance(33010, 600)
-    rig.cycle()
-    assert rig.model.discharge_mask == 1
+    rig = _cell_1_bleeding()
     rig.clock.advance(29_000)  # the MCU stops running its loop: nobody talks to the AFE
     assert rig.model.asleep  # its watchdog ran out ...
     rig.clock.advance(1_500)
@@ -472,11 +474,7 @@ def test_packets_it_can_neither_use_nor_nack_are_counted_in_status():
 
 
 def test_an_afe_reset_behind_the_mcus_back_is_repaired_at_the_next_sample():
-    rig = started([3400, 3300, 3300, 3300])
-    rig.cycle()
-    rig.balance(33010, 600)
-    rig.cycle()
-    assert rig.model.discharge_mask == 1
+    rig = _cell_1_bleeding()
     rig.model.power_on_reset()  # a supply dip: switch open, REFON and DCTO gone; the app does not know
     assert rig.model.discharge_mask == 0
     rig.cycle()
