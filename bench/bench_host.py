@@ -150,78 +150,24 @@ print("RESULT", total - harness, N, cycles, after_import - base, after_build - b
 
 
 # The same app over the real ChainMaster and 8 real ModuleLinks with minimal module apps on in-memory
-# cables (a write is readable at the other end at once); only HostApp.step() is measured.
+# cables (bench/upy_chain.py: a write is readable at the other end at once); only HostApp.step() is measured.
 _HEAD = SCRIPT.split("class Chain:")[0]
 _CURRENT = "class Current:" + SCRIPT.split("class Current:")[1].split("s = Settings()")[0]
 SCRIPT_CHAIN = _HEAD + _CURRENT + r'''
-import bms_packet as P
+import sys
 from module_link import ModuleLink
 from chain import ChainMaster
-
-class End:
-    def __init__(self):
-        self.buf = bytearray(4096); self.n = 0; self.pos = 0; self.peer = None; self.baudrate = 250000
-    @property
-    def in_waiting(self):
-        return self.n - self.pos
-    def readinto(self, b):
-        k = self.n - self.pos
-        if k <= 0:
-            return None
-        if k > len(b):
-            k = len(b)
-        for i in range(k):
-            b[i] = self.buf[self.pos + i]
-        self.pos += k
-        if self.pos == self.n:
-            self.pos = 0; self.n = 0
-        return k
-    def write(self, data):
-        p = self.peer
-        for i in range(len(data)):
-            p.buf[p.n + i] = data[i]
-        p.n += len(data)
-        return len(data)
-
-def cable():
-    a = End(); b = End(); a.peer = b; b.peer = a
-    return a, b
-
-class Mod:
-    def __init__(self, link):
-        self.link = link; self.sid = 0; self.cells = [37000] * 12; self.temps = [250, 260]
-    def step(self, now):
-        for _ in range(8):
-            p = self.link.poll(now)
-            if p is None:
-                return
-            t = p.type; out = self.link.tx_payload
-            if t == P.ENUMERATE:
-                n = P.pack_enumerated_into(out, 0, self.link.address, 12, 12, 0, 1)
-                self.link.reply(P.ENUMERATED, p.seq, n)
-            elif t == P.SAMPLE:
-                self.sid = p.payload[0]
-            elif t == P.GET_CELLS:
-                n = P.pack_cells_into(out, 0, self.sid, self.cells, 12); self.link.reply(P.CELLS, p.seq, n)
-            elif t == P.GET_TEMPS:
-                n = P.pack_temps_into(out, 0, self.sid, self.temps, 2, 300); self.link.reply(P.TEMPS, p.seq, n)
-            elif t == P.GET_STATUS:
-                n = P.pack_status_into(out, 0, 0, 0, 0, 0, 0, 0, 12); self.link.reply(P.STATUS, p.seq, n)
-            elif t == P.CONFIG:
-                for i in range(P.CONFIG_LEN):
-                    out[i] = p.payload[i]
-                self.link.reply(P.CONFIG_ACK, p.seq, P.CONFIG_LEN)
-            elif t == P.BALANCE:
-                n = P.pack_balance_ack_into(out, 0, 0); self.link.reply(P.BALANCE_ACK, p.seq, n)
+sys.path.insert(0, "bench")
+from upy_chain import cable, MiniModule  # in-memory cables (no timing) and the least module app
 
 s = Settings()
 pairs = [("modules", 8), ("cells_total", 96)]
 for i in range(1, 9):
     pairs.append(("mod%d_cells" % i, 12))
 s.set_many(pairs)
-cables = [cable() for _ in range(9)]
+cables = [cable(4096) for _ in range(9)]
 chain = ChainMaster(cables[0][0], max_modules=8)
-mods = [Mod(ModuleLink(cables[k][1], cables[k + 1][0])) for k in range(8)]
+mods = [MiniModule(ModuleLink(cables[k][1], cables[k + 1][0]), 37000, (250, 260)) for k in range(8)]
 soc = SocCounter(s.get("capacity_mah"), s.get("full_charge_mv"), s.get("cutoff_mv"), s.get("tail_current_ma"),
                  s.get("full_hold_ms"), s.get("empty_hold_ms"))
 app = HostApp(chain, s, switches=MosfetSwitches(Pin(), Pin()), current=Current(),
