@@ -12,8 +12,10 @@ unpowered chip). ``transactions`` counts every transfer (for tests and benches).
 
 import errno
 
+from hil.sim_deinit import SimDeinit
 
-class SimI2C:
+
+class SimI2C(SimDeinit):
     def __init__(self, clock=None, frequency: int = 400_000) -> None:
         self.clock = clock
         self.frequency = frequency
@@ -73,12 +75,3 @@ class SimI2C:
 
     def scan(self) -> list:
         return sorted(a for a in self.devices if a not in self.nack)
-
-    def deinit(self) -> None:
-        self.deinited = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.deinit()

@@ -5,8 +5,10 @@ try:
 except ImportError:  # pragma: no cover - Blinka is always there on the PC
     Direction = Pull = None
 
+from hil.sim_deinit import SimDeinit
 
-class SimPin:
+
+class SimPin(SimDeinit):
     """Duck-types ``digitalio.DigitalInOut`` (value, direction, pull, switch_to_output/input, deinit).
 
     ``history`` records ``(clock.total_ms, value)`` for every output change when a clock is given.
@@ -54,12 +56,3 @@ class SimPin:
         if v != self._out or not self.history:
             self.history.append((self.clock.total_ms if self.clock else None, v))
         self._out = v
-
-    def deinit(self) -> None:
-        self.deinited = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.deinit()

@@ -6,8 +6,10 @@ answer a read command within the same transaction. A wrong SPI mode or a clock a
 garbles the bytes (the model sees nonsense and answers 0xFF), as on a real bus.
 """
 
+from hil.sim_deinit import SimDeinit
 
-class SimSPI:
+
+class SimSPI(SimDeinit):
     """Duck-types ``busio.SPI`` for one ``hil.ltc6811_model.LTC6811Model`` (or anything with begin/transfer/end).
 
     :param model: the chip on the bus
@@ -79,15 +81,6 @@ class SimSPI:
             raise ValueError("buffer slices must be of equal length")
         for k in range(out_end - out_start):
             buffer_in[in_start + k] = self._byte(buffer_out[out_start + k])
-
-    def deinit(self) -> None:
-        self.deinited = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.deinit()
 
     # -- the wire --------------------------------------------------------------------------------
     def _byte(self, b: int) -> int:

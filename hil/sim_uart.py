@@ -27,6 +27,8 @@ nRF52840 host): bytes written while that pin is low never reach the wire (``tx_w
 import random
 from collections import deque
 
+from hil.sim_deinit import SimDeinit
+
 
 class SimLink:
     """One point-to-point segment with ends ``a`` and ``b`` and its fault knobs."""
@@ -68,7 +70,7 @@ class SimLink:
         return byte
 
 
-class SimUART:
+class SimUART(SimDeinit):
     """One end of a ``SimLink``; duck-types the parts of ``busio.UART`` the firmware uses."""
 
     def __init__(self, link: SimLink, baudrate: int, receiver_buffer_size: int, name: str) -> None:
@@ -178,9 +180,6 @@ class SimUART:
     def reset_input_buffer(self) -> None:
         self._pump()
         self._rx.clear()
-
-    def deinit(self) -> None:
-        self.deinited = True
 
     # --- wake detection ------------------------------------------------------------------------
     def rx_line_active(self) -> bool:

@@ -184,6 +184,18 @@ def _full_then_spread(h):
     return h.clock.total_ms
 
 
+def _balancing_after_full_charge():
+    """Two modules, bleeding for 60 s windows after a full charge with one cell 30 mV low, current 0."""
+    settings = test_settings(2)
+    settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 60)))
+    h = SocRig(settings=settings)
+    h.start()
+    _full_then_spread(h)
+    h.ina.set_current(0)
+    h.run(1000)
+    return h
+
+
 def test_balancing_after_a_full_charge_targets_the_lowest_cell_renews_and_stops_at_1_mv():
     settings = test_settings(2)
     settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 10)))
@@ -217,13 +229,7 @@ def test_balancing_after_a_full_charge_targets_the_lowest_cell_renews_and_stops_
 
 
 def test_a_trip_that_opens_both_paths_stops_balancing():
-    settings = test_settings(2)
-    settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 60)))
-    h = SocRig(settings=settings)
-    h.start()
-    _full_then_spread(h)
-    h.ina.set_current(0)
-    h.run(1000)
+    h = _balancing_after_full_charge()
     assert h.rig.modules[0].balance_cmds[-1][2] == 60
     t0 = h.clock.total_ms
     h.fet_dc = h.settings.get("fet_ot_trip_dc") + 10  # MOSFET over-temperature: both paths open (FAULT)
@@ -236,13 +242,7 @@ def test_a_trip_that_opens_both_paths_stops_balancing():
 
 
 def test_a_one_direction_trip_stops_balancing():
-    settings = test_settings(2)
-    settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 60)))
-    h = SocRig(settings=settings)
-    h.start()
-    _full_then_spread(h)
-    h.ina.set_current(0)
-    h.run(1000)
+    h = _balancing_after_full_charge()
     t0 = h.clock.total_ms
     h.rig.modules[0].cells_mv[2] = h.settings.get("ov_trip_mv") + 20
     assert h.until(lambda: not h.chg.value, h.settings.get("ov_delay_ms") + 600)
@@ -274,13 +274,7 @@ def test_balance_target_uses_the_afe_resolution():
 
 
 def test_a_chain_that_no_longer_matches_the_settings_stops_balancing():
-    settings = test_settings(2)
-    settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 60)))
-    h = SocRig(settings=settings)
-    h.start()
-    _full_then_spread(h)
-    h.ina.set_current(0)
-    h.run(1000)
+    h = _balancing_after_full_charge()
     assert h.app.balance.balancing
     t0 = h.clock.total_ms
     h.settings.set_many((("modules", 1), ("cells_total", 12), ("mod2_cells", 0)))

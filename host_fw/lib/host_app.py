@@ -14,6 +14,7 @@ See ``docs/host.md``. The steady-state ``step`` allocates nothing.
 """
 
 from adafruit_ticks import ticks_diff
+from bms_packet import CELL_UNKNOWN, TEMP_ABSENT  # the status line's null, as on the wire
 from calibration import Calibrator
 from calibration import apply as calibration_apply
 from chain import FRESH_ALL, S_ASLEEP, S_ENUM, S_WAKE, S_WAKE_WAIT
@@ -783,15 +784,15 @@ class HostApp:
         n = pack.n_cells if pack.n_cells <= len(st.cells_mv) else len(st.cells_mv)
         for k in range(n):
             v = pack.cells_mv[k]
-            st.cells_mv[k] = 0xFFFF if v == UNKNOWN else v
+            st.cells_mv[k] = CELL_UNKNOWN if v == UNKNOWN else v
         st.n_cells = n
-        st.temps_dc[0] = -32768 if pack.fet_temp_dc == UNKNOWN else pack.fet_temp_dc
+        st.temps_dc[0] = TEMP_ABSENT if pack.fet_temp_dc == UNKNOWN else pack.fet_temp_dc
         nt = 1
         for k in range(pack.modules * pack.temps_per_module):
             if nt >= len(st.temps_dc):
                 break
             v = pack.module_temp_dc[k]
-            st.temps_dc[nt] = -32768 if v == UNKNOWN else v
+            st.temps_dc[nt] = TEMP_ABSENT if v == UNKNOWN else v
             nt += 1
         st.n_temps = nt
         bal = 0

@@ -36,6 +36,7 @@ API::
 import json
 from array import array
 
+from bms_packet import CELL_UNKNOWN, TEMP_ABSENT  # the wire's sentinels, shown as null
 from bms_settings import CHEMISTRY_NAMES, SCHEMA, index_of
 from micropython import const
 
@@ -49,8 +50,6 @@ STATUS_MAX = const(2048)
 # usb_cdc.Serial waits forever by default (write_timeout = -1): a PC that holds the port open without
 # reading would stop the loop. Reads never wait; a write waits at most this long.
 WRITE_TIMEOUT_S = 0.05
-TEMP_ABSENT = const(-32768)
-CELL_UNKNOWN = const(0xFFFF)
 # Default condition names, bit n = condition n (protection.TABLE order); a facade may give its own.
 CONDITION_NAMES = (
     "ov", "uv", "chg_oc", "dsg_oc", "sc", "chg_ot", "chg_ut", "dsg_ot", "dsg_ut", "fet_ot",
