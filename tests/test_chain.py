@@ -348,3 +348,25 @@ def test_a_module_with_more_cells_than_the_host_holds_is_refused_not_spilled_int
     assert h.bad_payloads > 0
     assert h.fresh[2] & 1 == 0 and all(h.cell_100uv(2, i) == P.CELL_UNKNOWN for i in range(12))
     _assert_cycle_data_right(rig, (1, 3))  # module 3's cells are its own
+
+
+def test_a_forged_enumerated_from_beyond_the_chain_makes_no_phantom_module():
+    # Good CRC, the awaited seq, addressed to the host, claiming address 7 on a 3-module chain: hop-count
+    # answers come as the run 1, 2, 3, so an answer that does not extend the run is dropped and counted.
+    from chain import S_ENUM
+
+    rig = ChainRig(3)
+    h = rig.host
+    assert rig.run_until(lambda: h.cycle_count >= 1, 1000)
+    h.request_enumerate()
+    assert rig.run_until(lambda: h.state == S_ENUM and not rig.links[0].a.tx_busy(), 400, 100)
+    bad0 = h.bad_payloads
+    forged = bytearray(P.ENUMERATED_LEN)
+    P.pack_enumerated_into(forged, 0, 7, 12, 12, 0, 1)
+    rig.links[0].b.write(P.build_frame(P.ADDR_HOST, 7, P.ENUMERATED, h._await_seq, bytes(forged)))
+    assert rig.run_until(lambda: h.state != S_ENUM, 500)
+    assert h.module_count == 3 and not h.present[7] and h.bad_payloads == bad0 + 1
+    for _ in range(5):  # more than missing_after cycles: nothing reads missing
+        _next_cycle(rig)
+    assert not any(h.missing[1:]) and h.module_count == 3
+    _assert_cycle_data_right(rig, (1, 2, 3))

@@ -59,14 +59,15 @@ def test_random_valid_packets_never_crash_the_master(stream, start_ms):
     misrouted = h.misrouted
     dropped = h.stale + h.bad_payloads
     not_for_host = foreign = 0
-    phantoms = False  # a forged ENUMERATED during enumeration is a module as far as anyone can tell
+    phantoms = False  # a forged ENUMERATED for the next address during enumeration is a module for all we know
     for dst, src, ptype, current, seq, payload, gap_ms, when in stream:
         if when == "round":
             assert rig.run_until(lambda: h.state == S_ROUND and not host_end.tx_busy(), 400, 100)
         elif when == "enum":
             h.wake()
             assert rig.run_until(lambda: h.state == S_ENUM and not host_end.tx_busy(), 400, 100)
-            phantoms |= ptype == P.ENUMERATED and current and dst == P.ADDR_HOST
+            # only an answer that extends the run 1..count can be taken (docs/protocol.md, enumeration)
+            phantoms |= ptype == P.ENUMERATED and current and dst == P.ADDR_HOST and src == h.module_count + 1
         module_end.write(P.build_frame(dst, src, ptype, h._seq if current else seq, payload))
         if dst != P.ADDR_HOST:
             not_for_host += 1

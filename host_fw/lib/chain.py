@@ -114,10 +114,10 @@ _CMD_SLOTS = 4
 class ChainMaster:
     """Cascade master; see the module docstring for the interface."""
 
-    def __init__(self, uart, *, dir_pin=None, baudrate: int = None, cycle_ms: int = 200, max_modules: int = 32,
-                 max_cells: int = 12, max_temps: int = 4, retries: int = 5, missing_after: int = 3,
-                 wake_ms: int = 50, rediscover_ms: int = 1000, settle_ms: int = 3, base_timeout_ms: int = 5,
-                 module_latency_ms: int = 2) -> None:
+    def __init__(self, uart, *, dir_pin=None, baudrate: Optional[int] = None, cycle_ms: int = 200,
+                 max_modules: int = 32, max_cells: int = 12, max_temps: int = 4, retries: int = 5,
+                 missing_after: int = 3, wake_ms: int = 50, rediscover_ms: int = 1000, settle_ms: int = 3,
+                 base_timeout_ms: int = 5, module_latency_ms: int = 2) -> None:
         if not 1 <= max_modules <= ADDR_MAX_MODULE:
             raise ValueError("max_modules must be 1..254")
         self.uart = uart
@@ -349,12 +349,14 @@ class ChainMaster:
             self.bad_payloads += 1
             return
         if t == ENUMERATED:
-            if self.state != S_ENUM or p.length < 6 or p.payload[0] != a:
+            # Hop-count addresses arrive as the run 1, 2, 3, ... in chain order: an answer that does not extend
+            # the run (forged, repeated, beyond a lost answer) would add a module that then reads missing
+            # forever. A run cut short by a lost answer differs from the settings: the host app re-enumerates.
+            if self.state != S_ENUM or p.length < 6 or p.payload[0] != a or a != self._enum_found + 1:
                 self.bad_payloads += 1
                 return
             self.cell_count[a] = p.payload[2]
-            if a > self._enum_found:
-                self._enum_found = a
+            self._enum_found = a
             self._mark_alive(a)
             self._deadline = ticks_add(now_ms, self.base_timeout_ms + 2 * self.hop_ms)
             return
