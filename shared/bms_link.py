@@ -10,8 +10,24 @@ The ``*_into`` variants write into a caller's buffer and return a length, so the
 steady-state loop of a board allocates nothing.
 """
 
+from array import array
+
 CRC16_INIT = 0xFFFF
 
+
+def _crc16_table():
+    # 256 x 16-bit remainders, built once at import: 512 bytes of RAM buy an 8x faster CRC than bit by bit,
+    # which matters at 250 000 baud on a relaying module (every byte is checked once per hop).
+    t = array("H", bytes(512))
+    for b in range(256):
+        crc = b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+        t[b] = crc
+    return t
+
+
+_CRC16_TABLE = _crc16_table()
 
 
 def cobs_max_len(n: int) -> int:
@@ -30,13 +46,9 @@ def crc16_ccitt(data, crc: int = CRC16_INIT, start: int = 0, end: int = -1) -> i
     """
     if end < 0:
         end = len(data)
+    table = _CRC16_TABLE
     for i in range(start, end):
-        crc ^= data[i] << 8
-        for _ in range(8):
-            if crc & 0x8000:
-                crc = ((crc << 1) ^ 0x1021) & 0xFFFF
-            else:
-                crc = (crc << 1) & 0xFFFF
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ data[i]]
     return crc
 
 

@@ -28,3 +28,16 @@ def test_crc_detects_any_single_bit_flip(data, pos):
     flipped = bytearray(data)
     flipped[bit // 8] ^= 1 << (bit % 8)
     assert crc16_ccitt(flipped) != crc16_ccitt(data)
+
+
+def _crc16_bitwise(data, crc=0xFFFF):
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+@given(st.binary(max_size=80), st.integers(min_value=0, max_value=0xFFFF))
+def test_table_crc_equals_the_bit_serial_definition(data, init):
+    assert crc16_ccitt(data, init) == _crc16_bitwise(data, init)
