@@ -66,30 +66,36 @@ class SimSPI(SimDeinit):
 
     def write(self, buf, start: int = 0, end=None) -> None:
         end = len(buf) if end is None else end
+        ok, byte_us = self._clocking()
         for i in range(start, end):
-            self._byte(buf[i])
+            self._byte(buf[i], ok, byte_us)
 
     def readinto(self, buf, start: int = 0, end=None, write_value: int = 0) -> None:
         end = len(buf) if end is None else end
+        ok, byte_us = self._clocking()
         for i in range(start, end):
-            buf[i] = self._byte(write_value)
+            buf[i] = self._byte(write_value, ok, byte_us)
 
     def write_readinto(self, buffer_out, buffer_in, out_start=0, out_end=None, in_start=0, in_end=None) -> None:
         out_end = len(buffer_out) if out_end is None else out_end
         in_end = len(buffer_in) if in_end is None else in_end
         if out_end - out_start != in_end - in_start:
             raise ValueError("buffer slices must be of equal length")
+        ok, byte_us = self._clocking()
         for k in range(out_end - out_start):
-            buffer_in[in_start + k] = self._byte(buffer_out[out_start + k])
+            buffer_in[in_start + k] = self._byte(buffer_out[out_start + k], ok, byte_us)
 
     # -- the wire --------------------------------------------------------------------------------
-    def _byte(self, b: int) -> int:
+    def _clocking(self):
+        """(the chip can read this clocking, microseconds per byte): fixed for one bus call."""
+        ok = (self.polarity, self.phase) == tuple(self.mode) and self.baudrate <= self.max_hz and self.bits == 8
+        return ok, max(1, 8_000_000 // max(1, self.baudrate))
+
+    def _byte(self, b: int, ok: bool, byte_us: int) -> int:
         if not self._locked:
             raise RuntimeError("SPI: transfer without the lock")
         if self.record:
             self._current.append(b)
         if self.cs is not None and self.cs.value:
             return 0xFF  # chip not selected
-        ok = (self.polarity, self.phase) == tuple(self.mode) and self.baudrate <= self.max_hz and self.bits == 8
-        byte_us = max(1, 8_000_000 // max(1, self.baudrate))
         return self.model.transfer(b, byte_us, ok)
