@@ -296,10 +296,8 @@ class Rig:
 
 # -- the firmware side: real apps on simulated parts --------------------------------------------------------
 SHUNT_UOHM = 250  # 75 mV at 300 A
-# ModuleApp options the rig sets (everything else is the firmware's default).  The module's 1 mV start hysteresis
-# on top of the host's target (lowest cell + 1 mV) leaves up to 2 mV of spread that nothing bleeds, while the host
-# keeps balancing until 1 mV: with no start hysteresis the pack balances to <= 1 mV.  See docs/sim.md.
-MODULE_DEFAULTS = {"hysteresis_100uv": 0}
+# ModuleApp options the rig sets: none, the boards run the firmware's defaults (a test may pass module_kwargs).
+MODULE_DEFAULTS = {}
 MAX_CURRENT_MA = 300000
 
 
