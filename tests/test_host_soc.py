@@ -273,6 +273,33 @@ def test_balance_target_uses_the_afe_resolution():
     assert h.rig.modules[0].balance_cmds[-1][2] == 0 and not h.app.balance.balancing
 
 
+def test_spread_that_rounds_to_1_mv_but_is_1_9_mv_keeps_balancing():
+    # 4.1705 V and 4.1724 V show as 4171 and 4172 mV (1 mV apart) but are 1.9 mV apart: not balanced yet.
+    settings = test_settings(2)
+    settings.set_many((("full_hold_ms", 2000), ("bal_timeout_s", 10)))
+    h = SocRig(settings=settings)
+    h.start()
+    _full_then_spread(h)
+    for m in h.rig.modules:
+        m.cells_100uv = [42000] * 12
+    h.rig.modules[1].cells_100uv[5] = 41705
+    h.ina.set_current(0)
+    h.run(2000)
+    assert h.app.balance.balancing
+    for m in h.rig.modules:
+        m.cells_100uv = [41724] * 12
+    h.rig.modules[1].cells_100uv[5] = 41705
+    h.run(2000)
+    assert h.app.pack.spread_mv == 1  # what the status line shows
+    assert h.app.balance.balancing and h.rig.modules[0].balance_cmds[-1][2] == 10, "stopped on a rounded 1 mV"
+    # 1.0 mV at the AFE's resolution: done
+    for m in h.rig.modules:
+        m.cells_100uv = [41715] * 12
+    h.rig.modules[1].cells_100uv[5] = 41705
+    h.run(600)
+    assert h.rig.modules[0].balance_cmds[-1][2] == 0 and not h.app.balance.balancing
+
+
 def test_a_chain_that_no_longer_matches_the_settings_stops_balancing():
     h = _balancing_after_full_charge()
     assert h.app.balance.balancing
