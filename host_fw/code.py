@@ -117,7 +117,8 @@ def build(services) -> HostApp:
         persist = SocPersist(soc, services.sleep_memory, store, save_min=settings.get("soc_save_min"))
         persist.restore()
     balance = BalancePolicy(settings.get("bal_start_mv"), settings.get("bal_rest_soc_pct"),
-                            settings.get("rest_current_ma"), settings.get("bal_timeout_s"))
+                            settings.get("rest_current_ma"), settings.get("bal_timeout_s"),
+                            settings.get("tail_current_ma"))
 
     app = HostApp(chain, settings, switches=switches, current=current, indicators=indicators, services=services,
                   fet_temp=fet_temp, soc=soc, soc_persist=persist, balance=balance, store=store,

@@ -57,7 +57,7 @@ class SocRig(HostRig):
         self.persist = SocPersist(self.soc, self.services.sleep_memory, self.store, save_min=g("soc_save_min"))
         self.persist.restore()
         self.balance = BalancePolicy(g("bal_start_mv"), g("bal_rest_soc_pct"), g("rest_current_ma"),
-                                     g("bal_timeout_s"))
+                                     g("bal_timeout_s"), g("tail_current_ma"))
         app.soc, app.soc_persist, app.store, app.balance = self.soc, self.persist, self.store, self.balance
         return app
 
@@ -250,6 +250,32 @@ def test_a_one_direction_trip_stops_balancing():
     assert h.app.state == ST_RUNNING
     stops = [t for t, _, to in h.rig.modules[0].balance_cmds if to == 0 and t >= t0]
     assert stops
+
+
+def test_a_discharge_stops_balancing_rest_resumes_it_and_the_charge_tail_keeps_it():
+    h = _balancing_after_full_charge()
+    assert h.app.balance.balancing
+    assert h.settings.get("rest_current_ma") < 1500 <= h.settings.get("tail_current_ma")
+    t0 = h.clock.total_ms
+    h.ina.set_current(-30000)  # a 30 A load: the spread is now I x R, not charge
+    h.run(1000)
+    for m in h.rig.modules:
+        after = [(t, to) for t, _, to in m.balance_cmds if t >= t0]
+        assert after and after[0][1] == 0, "a stop as the load starts"
+    assert not h.app.balance.balancing
+    h.run(20000)
+    for m in h.rig.modules:
+        assert all(to == 0 for t, _, to in m.balance_cmds if t >= t0), "no BALANCE while under load"
+    t1 = h.clock.total_ms
+    h.ina.set_current(0)
+    h.run(1000)
+    assert h.app.balance.balancing
+    assert [to for t, _, to in h.rig.modules[0].balance_cmds if t >= t1] == [60], "resumed at rest"
+    t2 = h.clock.total_ms
+    h.ina.set_current(1500)  # a charger's tail current (<= tail_current_ma): balancing goes on
+    h.run(5000)
+    assert h.app.balance.balancing
+    assert all(to != 0 for t, _, to in h.rig.modules[0].balance_cmds if t >= t2)
 
 
 def test_balance_target_uses_the_afe_resolution():

@@ -420,7 +420,8 @@ class HostApp:
             self.soc_persist.save_min = _setting(s, "soc_save_min", 360)
         if self.balance is not None:
             self.balance.configure(_setting(s, "bal_start_mv", 10), _setting(s, "bal_rest_soc_pct", 95),
-                                   self._idle_ma, _setting(s, "bal_timeout_s", 30))
+                                   self._idle_ma, _setting(s, "bal_timeout_s", 30),
+                                   _setting(s, "tail_current_ma", 2000))
 
     def _apply_sc_trip(self) -> None:
         """Program a changed ``sc_trip_ma`` into the sensor's hardware limit, without a reboot. A limit

@@ -70,3 +70,46 @@ def test_retargets_when_lowest_cell_moves_2mv():
     assert bp.decide(200, 41490, 42000, 100, True, False, 0) == NONE
     assert bp.decide(400, 41480, 42000, 100, True, False, 0) == SEND
     assert bp.target_100uv == 41490
+
+
+def _bp_tail():
+    return BalancePolicy(start_mv=10, rest_soc_pct=95, rest_current_ma=1000, timeout_s=30, tail_current_ma=2000)
+
+
+def test_no_balancing_under_load_after_a_full_charge():
+    # 30 A discharge: IR drops, not charge, make the spread; 5 A charge likewise
+    bp = _bp_tail()
+    assert bp.decide(0, 33000, 33500, 100, True, False, -30000) == NONE
+    assert bp.decide(200, 33000, 33500, 100, True, False, 5000) == NONE
+    assert bp.decide(400, 33000, 33500, 100, True, False, -1001) == NONE
+    assert not bp.balancing
+
+
+def test_balances_at_rest_and_in_the_charge_tail():
+    bp = _bp_tail()
+    assert bp.decide(0, 33000, 33500, 100, True, False, -1000) == SEND  # rest window, either sign
+    bp = _bp_tail()
+    assert bp.decide(0, 33000, 33500, 100, True, False, 2000) == SEND  # charge tail up to tail_current_ma
+
+
+def test_a_load_stops_balancing_and_its_end_resumes_it_below_the_start_threshold():
+    bp = _bp_tail()
+    assert bp.decide(0, 41500, 42000, 100, True, False, 0) == SEND
+    assert bp.decide(200, 41500, 42000, 100, True, False, -30000) == STOP
+    assert not bp.balancing
+    assert bp.decide(400, 41500, 41550, 100, True, False, -30000) == NONE
+    # back at rest with 5 mV left (below the 10 mV start): the interrupted session goes on to 1 mV
+    assert bp.decide(600, 41500, 41550, 100, True, False, 0) == SEND
+    assert bp.balancing and bp.target_100uv == 41510
+    assert bp.decide(800, 41500, 41510, 100, True, False, 0) == STOP
+    # finished: a later load and rest with a small spread start nothing
+    assert bp.decide(1000, 41500, 41550, 100, True, False, -30000) == NONE
+    assert bp.decide(1200, 41500, 41550, 100, True, False, 0) == NONE
+
+
+def test_a_trip_during_a_load_pause_cancels_the_resume():
+    bp = _bp_tail()
+    bp.decide(0, 41500, 42000, 100, True, False, 0)
+    assert bp.decide(200, 41500, 42000, 100, True, False, -30000) == STOP
+    assert bp.decide(400, 41500, 41550, 100, True, True, 0) == NONE
+    assert bp.decide(600, 41500, 41550, 100, True, False, 0) == NONE
