@@ -234,7 +234,8 @@ def main():
     wasm = run_upy(SCRIPT, wasm=True)
     if wasm is not None:
         print_heap("32-bit wasm", wasm[3], wasm[4])
-        print("  (the 32-bit figure is the nRF52840's; the 64-bit one has pointers and GC blocks twice its size)")
+        print("  (32-bit, docstrings stripped as the boards' builds drop them, is the nRF52840's figure;")
+        print("   the 64-bit one has pointers and GC blocks twice its size)")
     alloc2, steps2, cycles2, _, _, state2 = real
     print("host step() with the real ChainMaster and 8 ModuleLinks on in-memory cables: %d steps = %d cycles, %r"
           % (steps2, cycles2, state2))
