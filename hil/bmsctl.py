@@ -196,7 +196,16 @@ def _parser():
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
     ap.add_argument("--json", action="store_true", help="print the host's JSON answer")
     ap.add_argument("--sim", action="store_true", help="talk to a simulated host on the virtual rig (no board)")
+    # --json also after the command ("bmsctl status --json"), as people type it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the host's JSON answer")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    _add_parser = sub.add_parser
+
+    def add_parser(name, **kw):
+        return _add_parser(name, parents=[common], **kw)
+
+    sub.add_parser = add_parser
     sub.add_parser("status", help="print the pack status")
     p = sub.add_parser("get", help="read one setting")
     p.add_argument("name")

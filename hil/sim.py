@@ -25,6 +25,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m hil.sim", description=__doc__.split("\n\n")[0])
     ap.add_argument("scenario", nargs="?", default=scenarios.DEFAULT, help="scenario name (see --list)")
+    ap.add_argument("--scenario", dest="scenario_opt", metavar="NAME", help="the same as giving the name first")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     ap.add_argument("--seed", type=int, default=1, help="seed of the cell spread (default 1)")
     ap.add_argument("--speed", type=float, default=0.0,
@@ -36,6 +37,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-live", action="store_true", help="no live view")
     ap.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     args = ap.parse_args(argv)
+    if args.scenario_opt:
+        args.scenario = args.scenario_opt
 
     if args.list:
         width = max(len(n) for n in scenarios.SCENARIOS)

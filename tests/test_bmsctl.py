@@ -25,6 +25,9 @@ def test_status_human_and_json():
     code, text = _run(rig, "--json", "status")
     st = json.loads(text)
     assert code == 0 and st["type"] == "status" and st["cells_mv"][11] is None
+    # --json after the command works the same, as people type it
+    code, text = _run(rig, "status", "--json")
+    assert code == 0 and json.loads(text)["type"] == "status"
 
 
 def test_set_get_and_refusal_with_exit_codes():

@@ -23,10 +23,11 @@ def test_impossible_pack_and_unknown_scenario_are_refused(capsys):
     assert sim.main(["--cells", "60", "--modules", "4", "--no-live"]) == 2
     assert "4..12" in capsys.readouterr().err
     assert sim.main(["no_such_scenario"]) == 2
+    assert sim.main(["--scenario", "no_such_scenario"]) == 2
 
 
 def test_cli_writes_the_report_with_plots(tmp_path, capsys):
-    rc = sim.main(["over_current", "--cells", "8", "--modules", "2", "--chemistry", "NMC", "--seed", "4",
+    rc = sim.main(["--scenario", "over_current", "--cells", "8", "--modules", "2", "--chemistry", "NMC", "--seed", "4",
                    "--no-live", "--out", str(tmp_path)])
     assert rc == 0
     d = tmp_path / "over_current"
